@@ -1,0 +1,180 @@
+"""Box-office admin for the catalog. Custom views delegate every write to services."""
+
+import json
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+
+from apps.reservations.forms import LayoutImportForm, SeatGridForm
+from apps.reservations.layouts import LayoutError, layout_parse
+from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
+from apps.reservations.selectors import venue_layout_export
+from apps.reservations.services import section_seats_generate, venue_layout_import
+
+
+class PriceCategoryInline(admin.TabularInline):
+    model = PriceCategory
+    extra = 0
+
+
+class SectionInline(admin.TabularInline):
+    model = Section
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(Venue)
+class VenueAdmin(admin.ModelAdmin):
+    list_display = ["name", "seat_count", "created_at"]
+    search_fields = ["name"]
+    inlines = [PriceCategoryInline, SectionInline]
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return super().get_queryset(request).annotate(seat_count=Count("seats"))
+
+    @admin.display(ordering="seat_count", description="seats")
+    def seat_count(self, venue: Venue) -> int:
+        return venue.seat_count  # type: ignore[attr-defined]
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        own = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="reservations_venue_import",
+            ),
+            path(
+                "<int:venue_id>/export/",
+                self.admin_site.admin_view(self.export_view),
+                name="reservations_venue_export",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        form = LayoutImportForm(request.POST or None, request.FILES or None)
+        layout_errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                venue = venue_layout_import(layout=layout_parse(form.cleaned_data["file"]))
+            except LayoutError as exc:
+                layout_errors = exc.errors
+            else:
+                messages.success(request, f"Imported {venue} with {venue.seats.count()} seats.")
+                return redirect("admin:reservations_venue_change", venue.pk)
+        return render(
+            request,
+            "admin/reservations/form_page.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Import a venue layout",
+                "intro": "Creates a new venue with its price categories, sections and seats.",
+                "form": form,
+                "layout_errors": layout_errors,
+                "submit_label": "Import",
+                "back_url": reverse("admin:reservations_venue_changelist"),
+                "back_title": "Venues",
+            },
+        )
+
+    def export_view(self, request: HttpRequest, venue_id: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        venue = get_object_or_404(Venue, pk=venue_id)
+        response = HttpResponse(
+            json.dumps(venue_layout_export(venue=venue), indent=1),
+            content_type="application/json",
+        )
+        response["Content-Disposition"] = f'attachment; filename="venue-{venue.pk}-layout.json"'
+        return response
+
+
+@admin.register(PriceCategory)
+class PriceCategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "venue", "price", "color"]
+    list_filter = ["venue"]
+
+
+@admin.register(Section)
+class SectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "venue", "category", "seat_count"]
+    list_filter = ["venue"]
+    search_fields = ["name", "venue__name"]
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("venue", "category")
+            .annotate(seat_count=Count("seats"))
+        )
+
+    @admin.display(ordering="seat_count", description="seats")
+    def seat_count(self, section: Section) -> int:
+        return section.seat_count  # type: ignore[attr-defined]
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        own = [
+            path(
+                "<int:section_id>/generate/",
+                self.admin_site.admin_view(self.generate_view),
+                name="reservations_section_generate",
+            )
+        ]
+        return own + super().get_urls()
+
+    def generate_view(self, request: HttpRequest, section_id: int) -> HttpResponse:
+        section = get_object_or_404(Section.objects.select_related("venue"), pk=section_id)
+        if not self.has_change_permission(request, section):
+            return HttpResponse(status=403)
+        form = SeatGridForm(request.POST or None)
+        layout_errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            try:
+                created = section_seats_generate(
+                    section=section,
+                    grid=form.grid(),
+                    replace=form.cleaned_data["replace"],
+                )
+            except LayoutError as exc:
+                layout_errors = exc.errors
+            else:
+                messages.success(request, f"Generated {created} seats in {section}.")
+                return redirect("admin:reservations_section_change", section.pk)
+        return render(
+            request,
+            "admin/reservations/form_page.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Generate seats for {section}",
+                "intro": "Rows × seats per row; curved rows are arcs around the venue's focal "
+                "point.",
+                "form": form,
+                "layout_errors": layout_errors,
+                "submit_label": "Generate",
+                "back_url": reverse("admin:reservations_section_change", args=[section.pk]),
+                "back_title": str(section),
+            },
+        )
+
+
+@admin.register(Seat)
+class SeatAdmin(admin.ModelAdmin):
+    list_display = ["key", "section", "row", "number", "x", "y", "accessible"]
+    list_filter = ["venue", "accessible"]
+    search_fields = ["key"]
+    list_select_related = ["section__venue"]
+    raw_id_fields = ["section"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["name", "venue", "starts_at", "sale_status", "hold_ttl_seconds"]
+    list_filter = ["sale_status", "venue"]
+    search_fields = ["name"]
+    date_hierarchy = "starts_at"

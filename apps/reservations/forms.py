@@ -1,0 +1,45 @@
+"""Admin forms: they only shape input; the services decide."""
+
+import json
+
+from django import forms
+
+from apps.reservations.layouts import MAX_ROWS, MAX_SEATS_PER_ROW, SeatGrid
+
+MAX_LAYOUT_BYTES = 20 * 1024 * 1024
+
+
+class SeatGridForm(forms.Form):
+    rows = forms.IntegerField(max_value=MAX_ROWS)
+    seats_per_row = forms.IntegerField(max_value=MAX_SEATS_PER_ROW)
+    layout = forms.ChoiceField(choices=[(v, v) for v in SeatGrid.LAYOUTS], initial="grid")
+    row_labels = forms.ChoiceField(choices=[(v, v) for v in SeatGrid.ROW_LABELS], initial="numbers")
+    x = forms.FloatField(initial=0, help_text="Grid/offset: x of the first seat of row 1.")
+    y = forms.FloatField(initial=0, help_text="Grid/offset: y of the first seat of row 1.")
+    spacing = forms.FloatField(initial=10, help_text="Distance between seats in a row.")
+    row_spacing = forms.FloatField(initial=12, help_text="Distance between rows.")
+    radius = forms.FloatField(
+        initial=100, help_text="Curved: distance of row 1 from the venue's focal point."
+    )
+    angle = forms.FloatField(
+        initial=90,
+        help_text="Curved: direction of the section from the focal point, degrees.",
+    )
+    replace = forms.BooleanField(required=False, help_text="Delete the section's seats first.")
+
+    def grid(self) -> SeatGrid:
+        data = {k: v for k, v in self.cleaned_data.items() if k != "replace"}
+        return SeatGrid(**data)
+
+
+class LayoutImportForm(forms.Form):
+    file = forms.FileField(help_text="A layout JSON file, as exported from a venue.")
+
+    def clean_file(self) -> object:
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_LAYOUT_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_LAYOUT_BYTES} bytes.")
+        try:
+            return json.loads(upload.read())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise forms.ValidationError(f"The file is not valid JSON: {exc}") from exc

@@ -1,0 +1,125 @@
+import io
+import json
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from apps.reservations.models import Seat, Venue
+from apps.reservations.tests.factories import EventFactory, SeatFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog():
+    seat = SeatFactory()
+    event = EventFactory(venue=seat.venue)
+    return {
+        "venue": seat.venue,
+        "pricecategory": seat.section.category,
+        "section": seat.section,
+        "seat": seat,
+        "event": event,
+    }
+
+
+def _admin_urls(catalog):
+    for model in admin.site._registry:
+        meta = model._meta
+        base = f"admin:{meta.app_label}_{meta.model_name}"
+        yield reverse(f"{base}_changelist")
+        yield reverse(f"{base}_add")
+        obj = catalog.get(meta.model_name)
+        if obj is not None:
+            yield reverse(f"{base}_change", args=[obj.pk])
+
+
+def test_every_admin_page_renders_for_staff(admin_client, catalog):
+    urls = list(_admin_urls(catalog))
+    assert len(urls) >= 15
+    for url in urls:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+
+
+def test_admin_pages_refuse_anonymous_users(client, catalog):
+    for url in _admin_urls(catalog):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_generate_seats_from_the_admin(admin_client, catalog):
+    section = catalog["section"]
+    section.seats.all().delete()
+    url = reverse("admin:reservations_section_generate", args=[section.pk])
+    form = {"rows": 4, "seats_per_row": 5, "layout": "offset", "row_labels": "numbers",
+            "x": 0, "y": 0, "spacing": 10, "row_spacing": 12, "radius": 100, "angle": 90}  # fmt: skip
+
+    response = admin_client.post(url, form)
+
+    assert response.status_code == 302
+    assert section.seats.count() == 20
+
+
+def test_generate_seats_shows_the_error_and_writes_nothing(admin_client, catalog):
+    section = catalog["section"]
+    section.seats.all().delete()
+    url = reverse("admin:reservations_section_generate", args=[section.pk])
+    form = {"rows": -4, "seats_per_row": 5, "layout": "grid", "row_labels": "numbers",
+            "x": 0, "y": 0, "spacing": 10, "row_spacing": 12, "radius": 100, "angle": 90}  # fmt: skip
+
+    response = admin_client.post(url, form)
+
+    assert response.status_code == 200
+    assert "rows must be between 1 and" in response.content.decode()
+    assert not section.seats.exists()
+
+
+def _upload(data: bytes, name="layout.json"):
+    upload = io.BytesIO(data)
+    upload.name = name
+    return upload
+
+
+def test_export_and_import_a_layout_from_the_admin(admin_client, catalog):
+    venue = catalog["venue"]
+    exported = admin_client.get(reverse("admin:reservations_venue_export", args=[venue.pk]))
+    assert exported["Content-Disposition"].startswith("attachment;")
+    layout = json.loads(exported.content)
+    layout["venue"]["name"] = "Imported Hall"
+
+    response = admin_client.post(
+        reverse("admin:reservations_venue_import"),
+        {"file": _upload(json.dumps(layout).encode())},
+    )
+
+    assert response.status_code == 302
+    imported = Venue.objects.get(name="Imported Hall")
+    assert list(imported.seats.values_list("key", flat=True)) == [catalog["seat"].key]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"{not json", "not valid JSON"),
+        (
+            json.dumps({"venue": {"name": "New"}, "categories": [], "sections": [],
+                        "seats": [{"section": "A", "row": "1", "number": 1, "x": 0, "y": 0}]}
+                       ).encode(),
+            "unknown section &#x27;A&#x27;",
+        ),
+    ],
+)  # fmt: skip
+def test_a_bad_layout_upload_is_explained_and_writes_nothing(
+    admin_client, catalog, payload, message
+):
+    before = Seat.objects.count()
+    response = admin_client.post(
+        reverse("admin:reservations_venue_import"), {"file": _upload(payload)}
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert Venue.objects.count() == 1
+    assert Seat.objects.count() == before
