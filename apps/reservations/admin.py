@@ -8,11 +8,19 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
-from apps.reservations.forms import LayoutImportForm, SeatGridForm
+from apps.core.exceptions import DomainError
+from apps.reservations.forms import LayoutImportForm, SeatBlockForm, SeatGridForm
 from apps.reservations.layouts import LayoutError, layout_parse
 from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
 from apps.reservations.selectors import venue_layout_export
-from apps.reservations.services import section_seats_generate, venue_layout_import
+from apps.reservations.services import (
+    event_close_sale,
+    event_open_sale,
+    seats_block,
+    seats_unblock,
+    section_seats_generate,
+    venue_layout_import,
+)
 
 
 class PriceCategoryInline(admin.TabularInline):
@@ -178,3 +186,67 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ["sale_status", "venue"]
     search_fields = ["name"]
     date_hierarchy = "starts_at"
+    # The sale status changes only through the actions: they load or close the Redis
+    # inventory, which an edited field would silently skip.
+    readonly_fields = ["sale_status"]
+    actions = ["open_sale", "close_sale"]
+
+    @admin.action(description="Open the sale (load seats into the live inventory)")
+    def open_sale(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for event in queryset.select_related("venue"):
+            try:
+                event_open_sale(event=event)
+            except DomainError as exc:
+                self.message_user(request, f"{event}: {exc.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"{event} is on sale.")
+
+    @admin.action(description="Close the sale (no new holds)")
+    def close_sale(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for event in queryset:
+            try:
+                event_close_sale(event=event)
+            except DomainError as exc:
+                self.message_user(request, f"{event}: {exc.detail}", messages.ERROR)
+            else:
+                self.message_user(request, f"{event} is closed.")
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        own = [
+            path(
+                "<int:event_id>/seats/",
+                self.admin_site.admin_view(self.seats_view),
+                name="reservations_event_seats",
+            )
+        ]
+        return own + super().get_urls()
+
+    def seats_view(self, request: HttpRequest, event_id: int) -> HttpResponse:
+        """Block or unblock seats: through the same scripts as buyers, never directly."""
+        event = get_object_or_404(Event, pk=event_id)
+        if not self.has_change_permission(request, event):
+            return HttpResponse(status=403)
+        form = SeatBlockForm(request.POST or None)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            change = seats_block if form.cleaned_data["action"] == "block" else seats_unblock
+            try:
+                change(event=event, seats=form.cleaned_data["seats"])
+            except DomainError as exc:
+                errors = [exc.detail, *exc.extra.get("seats", [])]
+            else:
+                messages.success(request, f"Done: {form.cleaned_data['action']}.")
+                return redirect("admin:reservations_event_change", event.pk)
+        return render(
+            request,
+            "admin/reservations/form_page.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Block or unblock seats of {event}",
+                "form": form,
+                "layout_errors": errors,
+                "submit_label": "Apply",
+                "back_url": reverse("admin:reservations_event_change", args=[event.pk]),
+                "back_title": str(event),
+            },
+        )

@@ -1,12 +1,28 @@
-"""HTTP API of the write side and its catalog (DESIGN.md, HTTP API)."""
+"""HTTP API of the write side and its catalog (DESIGN.md, HTTP API). Thin over services."""
 
 from django.shortcuts import get_object_or_404
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.http import BuyerRateThrottle, CommandJSONParser, buyer_id_get
+from apps.reservations import services
+from apps.reservations.models import Event
 from apps.reservations.selectors import event_list
+
+MAX_SEATS_PER_COMMAND = 100
+
+
+class SeatListField(serializers.ListField):
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(
+            child=serializers.CharField(max_length=40),
+            min_length=1,
+            max_length=MAX_SEATS_PER_COMMAND,
+            **kwargs,
+        )
 
 
 class EventOutputSerializer(serializers.Serializer):
@@ -30,3 +46,119 @@ class EventDetailApi(APIView):
     def get(self, request: Request, event_id: int) -> Response:
         event = get_object_or_404(event_list(), pk=event_id)
         return Response(EventOutputSerializer(event).data)
+
+
+class CommandApi(APIView):
+    """Base of the buyer and staff commands: small JSON bodies, throttled per buyer."""
+
+    parser_classes = [CommandJSONParser]
+    throttle_classes = [BuyerRateThrottle]
+
+
+class HoldCreateApi(CommandApi):
+    """Hold seats: `{"seats": [...]}` or `{"best": {"count": 2, "section": 3}}`."""
+
+    class BestSerializer(serializers.Serializer):
+        count = serializers.IntegerField(min_value=1, max_value=MAX_SEATS_PER_COMMAND)
+        section = serializers.IntegerField(required=False)
+        category = serializers.IntegerField(required=False)
+
+    class InputSerializer(serializers.Serializer):
+        seats = SeatListField(required=False)
+        best = serializers.DictField(required=False)
+
+        def validate(self, attrs: dict) -> dict:
+            if ("seats" in attrs) == ("best" in attrs):
+                raise serializers.ValidationError('Give either "seats" or "best".')
+            if "best" in attrs:
+                best = HoldCreateApi.BestSerializer(data=attrs["best"])
+                best.is_valid(raise_exception=True)
+                attrs["best"] = services.BestRequest(
+                    count=best.validated_data["count"],
+                    section_id=best.validated_data.get("section"),
+                    category_id=best.validated_data.get("category"),
+                )
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        hold_token = serializers.CharField(source="token")
+        event_id = serializers.IntegerField()
+        seats = serializers.ListField(child=serializers.CharField())
+        expires_at = serializers.DateTimeField()
+        seq = serializers.IntegerField()
+
+    def post(self, request: Request, event_id: int) -> Response:
+        get_object_or_404(Event, pk=event_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hold = services.hold_create(
+            event_id=event_id,
+            holder=buyer_id_get(request),
+            seats=data.validated_data.get("seats"),
+            best=data.validated_data.get("best"),
+        )
+        return Response(self.OutputSerializer(hold).data, status=status.HTTP_201_CREATED)
+
+
+class HoldExtendApi(CommandApi):
+    def post(self, request: Request, hold_token: str) -> Response:
+        expires_at = services.hold_extend(token=hold_token, holder=buyer_id_get(request))
+        return Response({"hold_token": hold_token, "expires_at": expires_at})
+
+
+class HoldReleaseApi(CommandApi):
+    """Release every seat of the hold (`{}`) or some of them (`{"seats": [...]}`)."""
+
+    class InputSerializer(serializers.Serializer):
+        seats = SeatListField(required=False)
+
+    def post(self, request: Request, hold_token: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.hold_release(
+            token=hold_token, holder=buyer_id_get(request), seats=data.validated_data.get("seats")
+        )
+        return Response({"seats": result["seats"], "seq": result["seq"]})
+
+
+class HoldReserveApi(CommandApi):
+    class OutputSerializer(serializers.Serializer):
+        reservation_id = serializers.CharField()
+        event_id = serializers.IntegerField()
+        seats = serializers.ListField(child=serializers.CharField())
+        seq = serializers.IntegerField()
+
+    def post(self, request: Request, hold_token: str) -> Response:
+        confirmation = services.hold_reserve(token=hold_token, holder=buyer_id_get(request))
+        return Response(self.OutputSerializer(confirmation).data, status=status.HTTP_201_CREATED)
+
+
+class StaffCommandApi(CommandApi):
+    permission_classes = [IsAdminUser]
+
+    class SeatsSerializer(serializers.Serializer):
+        seats = SeatListField()
+
+
+class SeatsBlockApi(StaffCommandApi):
+    def post(self, request: Request, event_id: int) -> Response:
+        event = get_object_or_404(Event, pk=event_id)
+        data = self.SeatsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        seq = services.seats_block(event=event, seats=data.validated_data["seats"])
+        return Response({"seats": data.validated_data["seats"], "seq": seq})
+
+
+class SeatsUnblockApi(StaffCommandApi):
+    def post(self, request: Request, event_id: int) -> Response:
+        event = get_object_or_404(Event, pk=event_id)
+        data = self.SeatsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        seq = services.seats_unblock(event=event, seats=data.validated_data["seats"])
+        return Response({"seats": data.validated_data["seats"], "seq": seq})
+
+
+class ReservationCancelApi(StaffCommandApi):
+    def post(self, request: Request, event_id: int, reservation_id: str) -> Response:
+        seq = services.reservation_cancel(event_id=event_id, reservation_id=reservation_id)
+        return Response({"reservation_id": reservation_id, "seq": seq})

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event, PriceCategory, Section, Venue
-from apps.reservations.services import section_seats_generate
+from apps.reservations.services import event_open_sale, section_seats_generate
 
 DEMO_VENUE = "Demo Arena"
 DEMO_EVENT = "Demo Concert"
@@ -53,9 +53,17 @@ SECTIONS += [
 ]
 
 
-@transaction.atomic
 def demo_seed() -> Event:
     """Create whatever part of the demo is missing; running it again changes nothing."""
+    with transaction.atomic():
+        event = _catalog_seed()
+    # Through the service, so the seats are in the live inventory too. Loading again
+    # keeps every seat's state, so re-seeding never undoes a sale.
+    event_open_sale(event=event)
+    return event
+
+
+def _catalog_seed() -> Event:
     venue, _ = Venue.objects.get_or_create(name=DEMO_VENUE, defaults={"focal_x": 0, "focal_y": 0})
     categories = {
         name: PriceCategory.objects.get_or_create(
@@ -70,11 +78,6 @@ def demo_seed() -> Event:
         if not section.seats.exists():
             section_seats_generate(section=section, grid=grid)
     event, _ = Event.objects.get_or_create(
-        venue=venue,
-        name=DEMO_EVENT,
-        defaults={
-            "starts_at": timezone.now() + timedelta(days=30),
-            "sale_status": Event.SaleStatus.ON_SALE,
-        },
+        venue=venue, name=DEMO_EVENT, defaults={"starts_at": timezone.now() + timedelta(days=30)}
     )
     return event

@@ -43,3 +43,16 @@ class LayoutImportForm(forms.Form):
             return json.loads(upload.read())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise forms.ValidationError(f"The file is not valid JSON: {exc}") from exc
+
+
+class SeatBlockForm(forms.Form):
+    action = forms.ChoiceField(choices=[("block", "Block"), ("unblock", "Unblock")])
+    seats = forms.CharField(
+        widget=forms.Textarea, help_text="Seat keys, separated by spaces, commas or new lines."
+    )
+
+    def clean_seats(self) -> list[str]:
+        seats = self.cleaned_data["seats"].replace(",", " ").split()
+        if not seats:
+            raise forms.ValidationError("Give at least one seat key.")
+        return seats

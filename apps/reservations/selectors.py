@@ -1,7 +1,10 @@
 """Read selectors of the catalog."""
 
+from functools import lru_cache
+
 from django.db.models import QuerySet
 
+from apps.reservations.best_available import SeatPlace
 from apps.reservations.layouts import LAYOUT_FORMAT
 from apps.reservations.models import Event, Venue
 
@@ -39,3 +42,20 @@ def venue_layout_export(*, venue: Venue) -> dict:
             for s in venue.seats.select_related("section").order_by("id")
         ],
     }
+
+
+@lru_cache(maxsize=32)
+def event_seat_places(*, event_id: int) -> tuple[list[SeatPlace], tuple[float, float]]:
+    """The event's seats as best-available sees them, and the venue's focal point.
+
+    Cached per process: a venue's seats cannot change once an event on it is on sale
+    (services refuse it), and best-available must not query 50,000 rows per request.
+    """
+    event = Event.objects.select_related("venue").get(pk=event_id)
+    places = [
+        SeatPlace(key, section_id, category_id, row, number, x, y)
+        for key, section_id, category_id, row, number, x, y in event.venue.seats.values_list(
+            "key", "section_id", "section__category_id", "row", "number", "x", "y"
+        )
+    ]
+    return places, (event.venue.focal_x, event.venue.focal_y)

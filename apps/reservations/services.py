@@ -1,7 +1,14 @@
-"""Write services of the catalog (venues, sections, seats, events)."""
+"""Write services: the catalog (venues, sections, seats, events) and the sale itself."""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import transaction
 
+from apps.reservations.best_available import seats_pick_best
+from apps.reservations.errors import HoldNotFound, SeatsUnavailable
 from apps.reservations.layouts import (
     Layout,
     LayoutError,
@@ -10,6 +17,12 @@ from apps.reservations.layouts import (
     grid_seats,
 )
 from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
+from apps.reservations.redis import inventory
+from apps.reservations.selectors import event_seat_places
+
+# A hold can be extended, but never to more than this many times the event's hold ttl:
+# otherwise one buyer could keep seats off sale for the whole on-sale.
+MAX_HOLD_TTLS = 3
 
 
 @transaction.atomic
@@ -77,3 +90,173 @@ def _check_layout_editable(venue: Venue) -> None:
         raise LayoutError(
             [f"{venue} has events on sale or closed: its seats can no longer be changed"]
         )
+
+
+# --- the sale: inventory in Redis, driven only through the Lua scripts ---------------
+
+
+def event_open_sale(*, event: Event) -> int:
+    """Load the event's seats and rules into Redis and mark it on sale; returns its seq.
+
+    Redis first, then the row: if the save fails, opening again is harmless, because
+    loading keeps every seat's state and the seq.
+    """
+    seat_prices = [
+        (key, int(price * 100))
+        for key, price in event.venue.seats.values_list("key", "section__category__price")
+    ]
+    if not seat_prices:
+        raise LayoutError([f"{event.venue} has no seats to sell"])
+    seq = inventory.inventory_load(
+        event_id=event.pk,
+        seat_prices=seat_prices,
+        ttl_ms=event.hold_ttl_seconds * 1000,
+        max_per_hold=event.max_seats_per_hold,
+        max_hold_ms=event.hold_ttl_seconds * 1000 * MAX_HOLD_TTLS,
+    )
+    Event.objects.filter(pk=event.pk).update(sale_status=Event.SaleStatus.ON_SALE)
+    event.sale_status = Event.SaleStatus.ON_SALE
+    return seq
+
+
+def event_close_sale(*, event: Event) -> int:
+    """Stop new holds. Live holds may still be confirmed: their buyers are mid-checkout."""
+    seq = inventory.inventory_close(event_id=event.pk)
+    Event.objects.filter(pk=event.pk).update(sale_status=Event.SaleStatus.CLOSED)
+    event.sale_status = Event.SaleStatus.CLOSED
+    return seq
+
+
+@dataclass(frozen=True)
+class Hold:
+    token: str
+    event_id: int
+    seats: list[str]
+    expires_at: datetime
+    seq: int
+
+
+@dataclass(frozen=True)
+class BestRequest:
+    count: int
+    section_id: int | None = None
+    category_id: int | None = None
+
+
+def hold_create(
+    *,
+    event_id: int,
+    holder: str,
+    seats: list[str] | None = None,
+    best: BestRequest | None = None,
+) -> Hold:
+    """Hold the given seats, or the best ``best.count`` ones, for ``holder``: all or none."""
+    token = f"{event_id}.{secrets.token_urlsafe(18)}"
+    if seats is not None:
+        result = inventory.inventory_hold(
+            event_id=event_id, seats=seats, token=token, holder=holder
+        )
+        return Hold(token, event_id, seats, _from_ms(result.expires_ms), result.seq)
+    assert best is not None
+    return _hold_best(event_id=event_id, holder=holder, best=best, token=token)
+
+
+# Each retry widens the random choice among the best blocks, so a crowd asking for the
+# same section spreads out instead of colliding on the same seats again.
+BEST_ATTEMPTS = 6
+
+
+def _hold_best(*, event_id: int, holder: str, best: BestRequest, token: str) -> Hold:
+    places, focal = event_seat_places(event_id=event_id)
+    places = [
+        p
+        for p in places
+        if (best.section_id is None or p.section_id == best.section_id)
+        and (best.category_id is None or p.category_id == best.category_id)
+    ]
+    for attempt in range(BEST_ATTEMPTS):
+        taken = set(inventory.inventory_snapshot(event_id=event_id).taken())
+        picked = seats_pick_best(
+            places=places, taken=taken, count=best.count, focal=focal, spread=4**attempt
+        )
+        if picked is None:
+            raise SeatsUnavailable(
+                f"Fewer than {best.count} seats are free where you asked.", seats=[]
+            )
+        try:
+            result = inventory.inventory_hold(
+                event_id=event_id, seats=picked, token=token, holder=holder
+            )
+        except SeatsUnavailable:
+            continue
+        return Hold(token, event_id, picked, _from_ms(result.expires_ms), result.seq)
+    raise SeatsUnavailable("The seats went too fast; please try again.", seats=[])
+
+
+def hold_extend(*, token: str, holder: str) -> datetime:
+    expires = inventory.inventory_extend(
+        event_id=hold_token_event_id(token), token=token, holder=holder
+    )
+    return _from_ms(expires)
+
+
+def hold_release(*, token: str, holder: str, seats: list[str] | None = None) -> dict:
+    """Release ``seats`` of the hold, or all of it; returns {"seats", "seq"}."""
+    return inventory.inventory_release(
+        event_id=hold_token_event_id(token), token=token, holder=holder, seats=seats or []
+    )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    reservation_id: str
+    event_id: int
+    seats: list[str]
+    seq: int
+
+
+def hold_reserve(*, token: str, holder: str) -> Confirmation:
+    """The hold becomes a reservation; seat.reserved carries it to persistence."""
+    event_id = hold_token_event_id(token)
+    reservation_id = str(uuid.uuid4())
+    result = inventory.inventory_reserve(
+        event_id=event_id, token=token, holder=holder, reservation_id=reservation_id
+    )
+    return Confirmation(reservation_id, event_id, result["seats"], result["seq"])
+
+
+def hold_token_event_id(token: str) -> int:
+    """Hold tokens start with their event's id, so the hold routes need no event id."""
+    event_id, _, rest = token.partition(".")
+    if not event_id.isdigit() or not rest:
+        raise HoldNotFound()
+    return int(event_id)
+
+
+def seats_block(*, event: Event, seats: list[str]) -> int:
+    return inventory.inventory_block(event_id=event.pk, seats=seats)["seq"]
+
+
+def seats_unblock(*, event: Event, seats: list[str]) -> int:
+    return inventory.inventory_unblock(event_id=event.pk, seats=seats)["seq"]
+
+
+def reservation_cancel(*, event_id: int, reservation_id: str) -> int:
+    """Staff only: free the reservation's seats (seat.released, reason cancelled)."""
+    return inventory.inventory_cancel(event_id=event_id, reservation_id=reservation_id)["seq"]
+
+
+def holds_expire() -> int:
+    """The sweep: end every expired hold of every event; returns how many."""
+    ended = 0
+    for event_id in inventory.inventory_event_ids():
+        while True:
+            batch = inventory.inventory_expire(event_id=event_id)
+            ended += batch
+            if batch < inventory.EXPIRE_BATCH:
+                break
+    return ended
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

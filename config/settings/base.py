@@ -114,12 +114,21 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    # Makes expiry visible (seat.released, reason expired); correctness never waits for
+    # it, because the scripts already treat an expired hold as free.
+    "holds-expire": {
+        "task": "apps.reservations.tasks.holds_expire_task",
+        "schedule": 1.0,
+        # A sweep that waited longer than this is superseded by the next one.
+        "options": {"expires": 5},
+    },
+}
 
 # --- api: DRF and its OpenAPI schema ---------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "apps.core.http.SessionCsrfAuthentication",
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
@@ -129,6 +138,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
+    # Per buyer; an on-sale needs a few commands a second per buyer at most.
+    "DEFAULT_THROTTLE_RATES": {"commands": env("SEATS_COMMAND_RATE", default="120/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Seats API",

@@ -54,8 +54,18 @@ def test_generate_seats_from_the_admin(admin_client, catalog):
     section = catalog["section"]
     section.seats.all().delete()
     url = reverse("admin:reservations_section_generate", args=[section.pk])
-    form = {"rows": 4, "seats_per_row": 5, "layout": "offset", "row_labels": "numbers",
-            "x": 0, "y": 0, "spacing": 10, "row_spacing": 12, "radius": 100, "angle": 90}  # fmt: skip
+    form = {
+        "rows": 4,
+        "seats_per_row": 5,
+        "layout": "offset",
+        "row_labels": "numbers",
+        "x": 0,
+        "y": 0,
+        "spacing": 10,
+        "row_spacing": 12,
+        "radius": 100,
+        "angle": 90,
+    }
 
     response = admin_client.post(url, form)
 
@@ -67,8 +77,18 @@ def test_generate_seats_shows_the_error_and_writes_nothing(admin_client, catalog
     section = catalog["section"]
     section.seats.all().delete()
     url = reverse("admin:reservations_section_generate", args=[section.pk])
-    form = {"rows": -4, "seats_per_row": 5, "layout": "grid", "row_labels": "numbers",
-            "x": 0, "y": 0, "spacing": 10, "row_spacing": 12, "radius": 100, "angle": 90}  # fmt: skip
+    form = {
+        "rows": -4,
+        "seats_per_row": 5,
+        "layout": "grid",
+        "row_labels": "numbers",
+        "x": 0,
+        "y": 0,
+        "spacing": 10,
+        "row_spacing": 12,
+        "radius": 100,
+        "angle": 90,
+    }
 
     response = admin_client.post(url, form)
 

@@ -1,0 +1,97 @@
+"""Idempotency-Key for commands (IETF httpapi draft "The Idempotency-Key HTTP Header").
+
+A retry with the same key and body gets the first response again, without running the
+command twice; the same key with another body is 422; a key whose first request is still
+running is 409. Responses below 500 are kept for a day; a request that died leaves only a
+short "in flight" mark behind, so the client can retry once it lapses.
+"""
+
+import hashlib
+import json
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from apps.core.redis import redis_client_get
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+KEEP_SECONDS = 24 * 3600
+IN_FLIGHT_SECONDS = 60
+
+
+def _redis_key(request: HttpRequest, key: str) -> str:
+    # Keys are only unique per client: scope them by whatever identifies the caller.
+    caller = (
+        request.META.get("HTTP_AUTHORIZATION")
+        or request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        or request.META.get("REMOTE_ADDR", "")
+    )
+    scope = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
+    return f"{settings.SEATS_REDIS_PREFIX}:idempotency:{scope}"
+
+
+def _error(status: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
+def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap a Django view (e.g. ``SomeApi.as_view()``) with Idempotency-Key handling."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(request, *args, **kwargs)
+        if not 0 < len(key) <= MAX_KEY_LENGTH:
+            return _error(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 chars.")
+        fingerprint = hashlib.sha256(
+            f"{request.method} {request.path}\n".encode() + request.body
+        ).hexdigest()
+        redis = redis_client_get()
+        rkey = _redis_key(request, key)
+        mark = json.dumps({"state": "in_flight", "fingerprint": fingerprint})
+        if not redis.set(rkey, mark, nx=True, ex=IN_FLIGHT_SECONDS):
+            return _replay(redis.get(rkey), fingerprint)
+        try:
+            response = view(request, *args, **kwargs)
+        except BaseException:
+            redis.delete(rkey)
+            raise
+        if response.status_code >= 500:
+            redis.delete(rkey)
+            return response
+        if hasattr(response, "render"):
+            response.render()
+        stored = {
+            "state": "done",
+            "fingerprint": fingerprint,
+            "status": response.status_code,
+            "content_type": response.get("Content-Type", "application/json"),
+            "body": response.content.decode(),
+        }
+        redis.set(rkey, json.dumps(stored), ex=KEEP_SECONDS)
+        return response
+
+    return wrapper
+
+
+def _replay(raw: str | None, fingerprint: str) -> HttpResponse:
+    if raw is None:  # expired between our SET and GET: rare, and safe to ask for a retry
+        return _error(409, "idempotency_key_in_flight", "Retry this request.")
+    stored = json.loads(raw)
+    if stored["fingerprint"] != fingerprint:
+        return _error(
+            422, "idempotency_key_reused", "This Idempotency-Key was used with another request."
+        )
+    if stored["state"] == "in_flight":
+        return _error(
+            409, "idempotency_key_in_flight", "A request with this Idempotency-Key is running."
+        )
+    response = HttpResponse(
+        stored["body"], status=stored["status"], content_type=stored["content_type"]
+    )
+    response["Idempotent-Replayed"] = "true"
+    return response

@@ -1,0 +1,160 @@
+"""The seat inventory in Redis: thin Python over the Lua scripts beside this file.
+
+Every state change is one script run: check, change, bump the event's seq, append the
+envelope to the outbox, atomically (DESIGN.md). This module only marshals arguments and
+turns a script's error code into the matching domain exception.
+"""
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from redis.commands.core import AsyncScript, Script
+
+from apps.core.redis import redis_client_get
+from apps.reservations.errors import BY_CODE
+from apps.reservations.redis.keys import event_keys, events_index_key
+
+SCRIPTS_DIR = Path(__file__).resolve().parent
+# How many expired holds one sweep call ends per event; bounds the script's run time so
+# a backlog never blocks Redis for long.
+EXPIRE_BATCH = 200
+
+
+def clock_ms() -> int:
+    """Milliseconds since the epoch. Tests replace it to move time."""
+    return int(time.time() * 1000)
+
+
+@cache
+def _script(name: str) -> Script | AsyncScript:
+    prelude = (SCRIPTS_DIR / "prelude.lua").read_text()
+    body = (SCRIPTS_DIR / f"{name}.lua").read_text()
+    return redis_client_get().register_script(prelude + "\n" + body)
+
+
+def _run(name: str, event_id: int, **args: Any) -> dict:
+    payload = {"now": clock_ms(), "event_id": event_id, "nonce": uuid.uuid4().hex}
+    payload.update(args)
+    raw = _script(name)(keys=event_keys(event_id).script_keys(), args=[json.dumps(payload)])
+    result = json.loads(raw)
+    code = result.pop("error", None)
+    if code is not None:
+        raise BY_CODE[code](**result)
+    return result
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    seq: int
+    expires_ms: int
+
+
+def inventory_load(
+    *,
+    event_id: int,
+    seat_prices: list[tuple[str, int]],
+    ttl_ms: int,
+    max_per_hold: int,
+    max_hold_ms: int,
+) -> int:
+    """Load (or re-open) an event's seats; returns its current seq."""
+    result = _run(
+        "load",
+        event_id,
+        seats=seat_prices,
+        ttl_ms=ttl_ms,
+        max_per_hold=max_per_hold,
+        max_hold_ms=max_hold_ms,
+    )
+    redis_client_get().sadd(events_index_key(), event_id)
+    return result["seq"]
+
+
+def inventory_close(*, event_id: int) -> int:
+    return _run("close", event_id)["seq"]
+
+
+def inventory_hold(*, event_id: int, seats: list[str], token: str, holder: str) -> HoldResult:
+    result = _run("hold", event_id, seats=seats, token=token, holder=holder)
+    return HoldResult(result["seq"], result["expires"])
+
+
+def inventory_extend(*, event_id: int, token: str, holder: str) -> int:
+    """Returns the hold's new expiry (ms)."""
+    return _run("extend", event_id, token=token, holder=holder)["expires"]
+
+
+def inventory_release(*, event_id: int, token: str, holder: str, seats: list[str]) -> dict:
+    return _run("release", event_id, token=token, holder=holder, seats=seats)
+
+
+def inventory_reserve(*, event_id: int, token: str, holder: str, reservation_id: str) -> dict:
+    return _run("reserve", event_id, token=token, holder=holder, reservation_id=reservation_id)
+
+
+def inventory_expire(*, event_id: int) -> int:
+    """End the event's expired holds; returns how many."""
+    return _run("expire", event_id, limit=EXPIRE_BATCH)["ended"]
+
+
+def inventory_block(*, event_id: int, seats: list[str]) -> dict:
+    return _run("block", event_id, seats=seats)
+
+
+def inventory_unblock(*, event_id: int, seats: list[str]) -> dict:
+    return _run("unblock", event_id, seats=seats)
+
+
+def inventory_cancel(*, event_id: int, reservation_id: str) -> dict:
+    return _run("cancel", event_id, reservation_id=reservation_id)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    status: str
+    state: dict[str, str]  # seat → "h:<token>" | "r:<id>" | "b"; free seats absent
+    holds: dict[str, dict]  # token → {holder, seats, created, expires}
+    now_ms: int
+
+    def seat_state(self, seat: str) -> tuple[str, str | None]:
+        """("free"|"held"|"reserved"|"blocked", hold token or reservation id)."""
+        value = self.state.get(seat)
+        if value is None:
+            return "free", None
+        if value == "b":
+            return "blocked", None
+        kind, ref = value.split(":", 1)
+        if kind == "r":
+            return "reserved", ref
+        hold = self.holds.get(ref)
+        # An expired hold counts as free, as it does inside the scripts.
+        if hold is None or hold["expires"] <= self.now_ms:
+            return "free", None
+        return "held", ref
+
+    def taken(self) -> list[str]:
+        return [seat for seat in self.state if self.seat_state(seat)[0] != "free"]
+
+
+def inventory_snapshot(*, event_id: int) -> Snapshot:
+    """Every non-free seat and every hold, consistent with one seq."""
+    now = clock_ms()
+    result = _run("snapshot", event_id, now=now)
+    # Lua's cjson writes an empty list as {}: "or []" covers an event with no holds.
+    flat_state, raw_holds = result["state"] or [], result["holds"] or []
+    state = dict(zip(flat_state[::2], flat_state[1::2], strict=True))
+    holds = {
+        token: json.loads(raw) for token, raw in zip(raw_holds[::2], raw_holds[1::2], strict=True)
+    }
+    return Snapshot(result["seq"], result["status"], state, holds, now)
+
+
+def inventory_event_ids() -> list[int]:
+    """Events whose inventory is in Redis (for the sweep and the relay)."""
+    return sorted(int(e) for e in redis_client_get().smembers(events_index_key()))

@@ -1,0 +1,82 @@
+"""Redis key names of the seat inventory (DESIGN.md, Write side: Redis).
+
+Every key of one event carries the hash tag ``{ev:<id>}``, so each Lua script touches one
+hash slot and the design runs unchanged on Redis Cluster.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class EventKeys:
+    event_id: int
+    base: str
+
+    @property
+    def meta(self) -> str:
+        """Hash: seq, status (on_sale/closed), ttl_ms, max_per_hold, max_hold_ms."""
+        return f"{self.base}:meta"
+
+    @property
+    def seats(self) -> str:
+        """Hash: seat key → price in cents. The set of seats that exist."""
+        return f"{self.base}:seats"
+
+    @property
+    def state(self) -> str:
+        """Hash: seat key → "h:<token>" | "r:<reservation id>" | "b". Absent = free."""
+        return f"{self.base}:state"
+
+    @property
+    def holds(self) -> str:
+        """Hash: hold token → JSON {holder, seats, created, expires} (ms since epoch)."""
+        return f"{self.base}:holds"
+
+    @property
+    def holders(self) -> str:
+        """Hash: holder → JSON list of that holder's hold tokens (for the per-holder cap)."""
+        return f"{self.base}:holders"
+
+    @property
+    def expiry(self) -> str:
+        """Sorted set: hold token scored by its expiry (ms), for the sweep."""
+        return f"{self.base}:expiry"
+
+    @property
+    def reservations(self) -> str:
+        """Hash: reservation id → JSON {holder, seats, status}."""
+        return f"{self.base}:reservations"
+
+    @property
+    def outbox(self) -> str:
+        """Stream: one entry per domain event, fields ``seq`` and ``envelope`` (JSON)."""
+        return f"{self.base}:outbox"
+
+    @property
+    def relay_lease(self) -> str:
+        """String: which relay process publishes this event's outbox right now."""
+        return f"{self.base}:relay-lease"
+
+    def script_keys(self) -> list[str]:
+        """The KEYS every inventory script receives, in this order."""
+        return [
+            self.meta,
+            self.seats,
+            self.state,
+            self.holds,
+            self.holders,
+            self.expiry,
+            self.reservations,
+            self.outbox,
+        ]
+
+
+def event_keys(event_id: int) -> EventKeys:
+    return EventKeys(event_id, f"{settings.SEATS_REDIS_PREFIX}:{{ev:{event_id}}}")
+
+
+def events_index_key() -> str:
+    """Set of event ids whose inventory is in Redis (the relay and the sweep walk it)."""
+    return f"{settings.SEATS_REDIS_PREFIX}:events"

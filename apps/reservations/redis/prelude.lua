@@ -1,0 +1,142 @@
+-- Shared head of every inventory script (inventory.py prepends it).
+--
+-- KEYS: meta, seats, state, holds, holders, expiry, reservations, outbox (keys.py), all
+-- under one event's hash tag. ARGV[1]: the command's arguments as one JSON object, with
+-- at least `now` (ms since epoch, the caller's clock), `event_id` and `nonce`.
+local K_META, K_SEATS, K_STATE, K_HOLDS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_HOLDERS, K_EXPIRY, K_RESERVATIONS, K_OUTBOX = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local args = cjson.decode(ARGV[1])
+local now = args.now
+
+local function reply(tbl) return cjson.encode(tbl) end
+local function fail(code, extra)
+  extra = extra or {}
+  extra.error = code
+  return cjson.encode(extra)
+end
+
+-- ISO 8601 UTC from ms since epoch (Howard Hinnant's civil_from_days): Redis' Lua has
+-- no os.date, and timestamps in events must come from the same clock as expiry checks.
+local function iso(ms)
+  local secs = math.floor(ms / 1000)
+  local days, rem = math.floor(secs / 86400), secs % 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+end
+
+-- A message id that is unique per (call, seq) yet needs no randomness inside the script.
+local function message_id(seq)
+  local h = redis.sha1hex(args.nonce .. ':' .. seq)
+  return string.format('%s-%s-5%s-a%s-%s', h:sub(1, 8), h:sub(9, 12), h:sub(14, 16),
+    h:sub(18, 20), h:sub(21, 32))
+end
+
+-- The one way state changes become visible: bump seq and append the envelope to the
+-- outbox in the same atomic step as the change itself (no dual write).
+local function emit(event_type, data)
+  local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+  local envelope = {id = message_id(seq), type = event_type, event_id = args.event_id,
+    seq = seq, occurred_at = iso(now), data = data}
+  redis.call('XADD', K_OUTBOX, '*', 'seq', seq, 'envelope', cjson.encode(envelope))
+  return seq
+end
+
+local function hold_get(token)
+  local raw = redis.call('HGET', K_HOLDS, token)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+
+local function holder_tokens(holder)
+  local raw = redis.call('HGET', K_HOLDERS, holder)
+  if not raw then return {} end
+  return cjson.decode(raw)
+end
+
+local function holder_tokens_set(holder, tokens)
+  if #tokens == 0 then
+    redis.call('HDEL', K_HOLDERS, holder)
+  else
+    redis.call('HSET', K_HOLDERS, holder, cjson.encode(tokens))
+  end
+end
+
+local function hold_forget(token, hold)
+  redis.call('HDEL', K_HOLDS, token)
+  redis.call('ZREM', K_EXPIRY, token)
+  local kept = {}
+  for _, t in ipairs(holder_tokens(hold.holder)) do
+    if t ~= token then kept[#kept + 1] = t end
+  end
+  holder_tokens_set(hold.holder, kept)
+end
+
+-- Free every seat still held by `token`, drop the hold and say so with `reason`.
+local function hold_end(token, hold, reason)
+  local freed = {}
+  local held_by = 'h:' .. token
+  for _, seat in ipairs(hold.seats) do
+    if redis.call('HGET', K_STATE, seat) == held_by then
+      redis.call('HDEL', K_STATE, seat)
+      freed[#freed + 1] = seat
+    end
+  end
+  hold_forget(token, hold)
+  if #freed > 0 then
+    return emit('seat.released', {seats = freed, reason = reason, hold_token = token})
+  end
+  return nil
+end
+
+-- Seats the caller may take: a seat is free when it has no state, or when it is held
+-- by a hold that has expired (the sweep may not have run yet; correctness never waits
+-- for it). Returns unavailable seats and the expired holds to end first, in order.
+local function seats_check(seats)
+  local unknown, unavailable, seen = {}, {}, {}
+  local stale, stale_order = {}, {}
+  local prices = redis.call('HMGET', K_SEATS, unpack(seats))
+  local states = redis.call('HMGET', K_STATE, unpack(seats))
+  for i, seat in ipairs(seats) do
+    if seen[seat] then return nil, fail('duplicate_seats', {seats = {seat}}) end
+    seen[seat] = true
+    if not prices[i] then
+      unknown[#unknown + 1] = seat
+    elseif states[i] then
+      local s = states[i]
+      local token = s:sub(1, 2) == 'h:' and s:sub(3) or nil
+      local hold = token and hold_get(token)
+      if token and (not hold or hold.expires <= now) then
+        if not stale[token] then
+          stale[token] = hold or {seats = {seat}, holder = ''}
+          stale_order[#stale_order + 1] = token
+        end
+      else
+        unavailable[#unavailable + 1] = seat
+      end
+    end
+  end
+  if #unknown > 0 then return nil, fail('unknown_seats', {seats = unknown}) end
+  if #unavailable > 0 then return nil, fail('seats_unavailable', {seats = unavailable}) end
+  return function()
+    for _, token in ipairs(stale_order) do hold_end(token, stale[token], 'expired') end
+  end, prices
+end
+
+-- Checks shared by the commands on an existing hold.
+local function hold_for(token, holder)
+  local hold = hold_get(token)
+  if not hold then return nil, fail('hold_not_found') end
+  if hold.holder ~= holder then return nil, fail('not_hold_owner') end
+  if hold.expires <= now then return nil, fail('hold_expired') end
+  return hold
+end
