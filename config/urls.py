@@ -8,6 +8,7 @@ api_patterns = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("apps.reservations.urls")),
+    path("", include("apps.seatstate.urls")),
 ]
 
 urlpatterns = [

@@ -31,6 +31,13 @@ def buyer_id_get(request: Request | HttpRequest) -> str:
     return f"session:{digest}"
 
 
+def buyer_id_peek(request: Request | HttpRequest) -> str | None:
+    """The buyer's id if they have one already; reads never create a session."""
+    if request.user.is_authenticated or request.session.session_key is not None:
+        return buyer_id_get(request)
+    return None
+
+
 class SessionCsrfAuthentication(SessionAuthentication):
     """Session auth that also checks CSRF for anonymous buyers.
 

@@ -59,3 +59,10 @@ def event_seat_places(*, event_id: int) -> tuple[list[SeatPlace], tuple[float, f
         )
     ]
     return places, (event.venue.focal_x, event.venue.focal_y)
+
+
+@lru_cache(maxsize=32)
+def event_sections(*, event_id: int) -> dict[int, str]:
+    """Section id → name for the event's venue (cached like event_seat_places)."""
+    event = Event.objects.get(pk=event_id)
+    return dict(event.venue.sections.values_list("id", "name"))

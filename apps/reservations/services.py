@@ -246,6 +246,11 @@ def reservation_cancel(*, event_id: int, reservation_id: str) -> int:
     return inventory.inventory_cancel(event_id=event_id, reservation_id=reservation_id)["seq"]
 
 
+def inventory_snapshot_get(*, event_id: int) -> inventory.Snapshot:
+    """Every non-free seat and hold of the event, consistent with one seq (for read apps)."""
+    return inventory.inventory_snapshot(event_id=event_id)
+
+
 def holds_expire() -> int:
     """The sweep: end every expired hold of every event; returns how many."""
     ended = 0

@@ -1,0 +1,43 @@
+from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
+from django.views.decorators.gzip import gzip_page
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.http import buyer_id_peek
+from apps.reservations.selectors import event_list
+from apps.seatstate.selectors import STATE_CODES, seat_map_get
+
+
+# gzip: a stadium's state strings compress ~10x; the response holds no secret that
+# BREACH-style attacks could extract.
+@method_decorator(gzip_page, name="dispatch")
+class SeatMapApi(APIView):
+    """Every seat's state and the `seq` it is consistent with (docs/api.md, Seat map)."""
+
+    class FilterSerializer(serializers.Serializer):
+        section = serializers.IntegerField(required=False)
+
+    def get(self, request: Request, event_id: int) -> Response:
+        get_object_or_404(event_list(), pk=event_id)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        section_id = filters.validated_data.get("section")
+        seat_map = seat_map_get(
+            event_id=event_id, buyer=buyer_id_peek(request), section_id=section_id
+        )
+        if section_id is not None and not seat_map.sections:
+            return Response(
+                {"code": "not_found", "detail": "No such section in this event."}, status=404
+            )
+        return Response(
+            {
+                "event_id": seat_map.event_id,
+                "seq": seat_map.seq,
+                "sale_status": seat_map.sale_status,
+                "legend": {code: state for state, code in STATE_CODES.items()},
+                "sections": seat_map.sections,
+            }
+        )
