@@ -4,6 +4,7 @@ import hashlib
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.middleware.csrf import get_token
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -19,7 +20,9 @@ def buyer_id_get(request: Request | HttpRequest) -> str:
     """A stable, non-secret id of the buyer: their user, or else their browser session.
 
     The session key itself is a credential and events are broadcast, so only a hash of it
-    ever leaves this function. Anonymous buyers get a session on their first command.
+    ever leaves this function. Anonymous buyers get a session on their first command, and
+    with it the CSRF cookie: from then on their cookie requests must echo that token
+    (SessionCsrfAuthentication), and an API client has no page to read it from.
     """
     user = request.user
     if user.is_authenticated:
@@ -27,6 +30,7 @@ def buyer_id_get(request: Request | HttpRequest) -> str:
     session = request.session
     if session.session_key is None:
         session.save()
+        get_token(getattr(request, "_request", request))
     digest = hashlib.sha256(session.session_key.encode()).hexdigest()[:24]
     return f"session:{digest}"
 

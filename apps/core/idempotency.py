@@ -2,8 +2,9 @@
 
 A retry with the same key and body gets the first response again, without running the
 command twice; the same key with another body is 422; a key whose first request is still
-running is 409. Responses below 500 are kept for a day; a request that died leaves only a
-short "in flight" mark behind, so the client can retry once it lapses.
+running is 409. Responses below 500 are kept for a day, except refusals at the door (see
+NOT_KEPT); a request that died leaves only a short "in flight" mark behind, so the client
+can retry once it lapses.
 """
 
 import hashlib
@@ -14,12 +15,18 @@ from functools import wraps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from apps.core.http import MAX_COMMAND_BODY
 from apps.core.redis import redis_client_get
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 KEEP_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 60
+# Refused before the command ran (authentication, CSRF, permissions, throttling): the
+# client is meant to fix that and retry with the same key, which must then run the
+# command, not replay the refusal for a day. Running it again is safe: a 403 from the
+# command itself (not_hold_owner) changed nothing and would say the same again.
+NOT_KEPT = frozenset({401, 403, 429})
 
 
 def _redis_key(request: HttpRequest, key: str) -> str:
@@ -29,6 +36,26 @@ def _redis_key(request: HttpRequest, key: str) -> str:
         or request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         or request.META.get("REMOTE_ADDR", "")
     )
+    return _scoped(caller, key)
+
+
+def _redis_key_after(request: HttpRequest, key: str) -> str | None:
+    """The scope of this caller's retry, if the command just gave them a new session.
+
+    An anonymous buyer's first command (usually the hold) creates their session: its retry
+    carries the new cookie, so it would miss the answer filed under the old scope and run
+    the command again (for best available: a second hold of other seats).
+    """
+    if request.META.get("HTTP_AUTHORIZATION"):
+        return None
+    session = getattr(request, "session", None)
+    new = session.session_key if session is not None else None
+    if not new or new == request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        return None
+    return _scoped(new, key)
+
+
+def _scoped(caller: str, key: str) -> str:
     scope = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
     return f"{settings.SEATS_REDIS_PREFIX}:idempotency:{scope}"
 
@@ -47,6 +74,11 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             return view(request, *args, **kwargs)
         if not 0 < len(key) <= MAX_KEY_LENGTH:
             return _error(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 chars.")
+        # The fingerprint reads the body: refuse an oversized one before it is read.
+        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_COMMAND_BODY:
+            return _error(
+                400, "parse_error", f"The request body is larger than {MAX_COMMAND_BODY} bytes."
+            )
         fingerprint = hashlib.sha256(
             f"{request.method} {request.path}\n".encode() + request.body
         ).hexdigest()
@@ -60,7 +92,7 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         except BaseException:
             redis.delete(rkey)
             raise
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code in NOT_KEPT:
             redis.delete(rkey)
             return response
         if hasattr(response, "render"):
@@ -72,7 +104,9 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             "content_type": response.get("Content-Type", "application/json"),
             "body": response.content.decode(),
         }
-        redis.set(rkey, json.dumps(stored), ex=KEEP_SECONDS)
+        for filed_under in (rkey, _redis_key_after(request, key)):
+            if filed_under is not None:
+                redis.set(filed_under, json.dumps(stored), ex=KEEP_SECONDS)
         return response
 
     return wrapper

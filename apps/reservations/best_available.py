@@ -46,6 +46,8 @@ def seats_pick_best(
     focal point. ``spread`` > 1 picks at random among that many best blocks, which is
     how concurrent buyers asking for the same thing stop colliding on retries.
     """
+    if count < 1:
+        raise ValueError("count must be at least 1")
     rows: dict[tuple[int, str], list[SeatPlace]] = defaultdict(list)
     free_places = []
     for place in places:
@@ -61,7 +63,10 @@ def seats_pick_best(
         for run in _free_runs(row, taken):
             candidates.extend(_blocks(run, count, focal))
     if candidates:
-        candidates.sort(key=lambda c: (c.strands_a_seat, c.distance))
+        # Spreading never trades away the orphan rule: it only picks among blocks that
+        # strand nobody, when there are any.
+        candidates = [c for c in candidates if not c.strands_a_seat] or candidates
+        candidates.sort(key=lambda c: c.distance)
         best = candidates[: max(1, spread)]
         return list((rng or random).choice(best).seats)
 

@@ -74,21 +74,30 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# A layout upload or a command body larger than this is refused before it is parsed.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
+# Form and JSON bodies larger than this are refused before they are read (uploaded files,
+# such as venue layouts, do not count against it).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 
 # --- database: Postgres holds the catalog and the projections ---------------------------
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/seats"),
 }
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI every request may run in another thread, so persistent per-thread
+# connections pile up; a psycopg pool shares a bounded set instead.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": 1,
+    "max_size": env.int("DATABASE_POOL_SIZE", default=10),
+}
 
 # --- redis: the write side's seat inventory, the cache and the channel layer ------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Every key the platform writes starts with this, so tests (and several deployments on
 # one Redis) stay apart.
 SEATS_REDIS_PREFIX = env("SEATS_REDIS_PREFIX", default="seats")
+# Sessions live in Redis: a buyer's first hold creates one, and a database write per
+# anonymous buyer is the last thing an on-sale stampede needs.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
