@@ -9,6 +9,7 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("apps.reservations.urls")),
     path("", include("apps.seatstate.urls")),
+    path("", include("apps.persistence.urls")),
 ]
 
 urlpatterns = [

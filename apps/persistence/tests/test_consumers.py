@@ -1,0 +1,152 @@
+"""End to end: the write side's events, published by the relay → the persistence consumer →
+rows. Real Redis, broker and Postgres."""
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from kafka import KafkaConsumer, TopicPartition
+
+from apps.core.consumers import dead_letter_topic
+from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
+from apps.core.models import ProjectionCursor
+from apps.persistence.consumers import PersistenceConsumer
+from apps.persistence.models import Reservation, ReservedSeat
+from apps.persistence.tests.helpers import outbox_envelopes, reserve, reserved_envelope
+from apps.reservations import services
+from apps.reservations.relay import outbox_relay_once
+
+# The consumer thread has its own connection: it must see and commit real transactions.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT_S = 60  # a guard against hanging, not a speed assertion
+
+
+@pytest.fixture(autouse=True)
+def _topic(settings):
+    topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS])
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+class Running:
+    """The persistence consumer in a thread, in a consumer group of this test's own."""
+
+    def __init__(self) -> None:
+        self.consumer = PersistenceConsumer(group_id=f"test-{uuid.uuid4().hex[:10]}")
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.consumer.run(self.stop)
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def __enter__(self) -> "Running":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join(WAIT_S)
+        assert not self.thread.is_alive(), "the consumer did not stop"
+        assert self.error is None, self.error
+
+
+def relay() -> int:
+    producer = kafka_producer_create()
+    try:
+        return outbox_relay_once(producer=producer)
+    finally:
+        producer.close(timeout=5)
+
+
+def test_the_write_side_events_become_reservation_rows(sale):
+    first = reserve(sale, ["A-1-1", "A-1-2"], holder="user:1")
+    hold = services.hold_create(event_id=sale.pk, holder="user:2", seats=["A-1-3"])
+    services.hold_release(token=hold.token, holder="user:2")
+    second = reserve(sale, ["A-1-3", "V-1-1"], holder="user:2")
+    services.reservation_cancel(event_id=sale.pk, reservation_id=first)
+    last_seq = outbox_envelopes(sale)[-1].seq
+    assert relay() == last_seq  # every change of the event is on the topic
+
+    with Running():
+        wait_until(
+            lambda: ProjectionCursor.objects.filter(
+                consumer="persistence", event_id=sale.pk, last_seq=last_seq
+            ).exists(),
+            "the whole event",
+        )
+
+    cancelled, live = Reservation.objects.get(pk=first), Reservation.objects.get(pk=second)
+    assert (cancelled.status, cancelled.total) == ("cancelled", Decimal("100.00"))
+    assert cancelled.cancelled_at is not None
+    assert (live.status, live.total, live.holder) == ("reserved", Decimal("130.00"), "user:2")
+    assert sorted(ReservedSeat.objects.filter(active=True).values_list("seat_key", flat=True)) == [
+        "A-1-3",
+        "V-1-1",
+    ]
+    assert Reservation.objects.count() == 2  # held and released seats are not reservations
+
+
+def test_a_double_sale_on_the_topic_is_dead_lettered_and_the_rest_recorded(sale):
+    reserve(sale, ["A-1-1"])
+    seq = outbox_envelopes(sale)[-1].seq
+    relay()
+    topic = settings.KAFKA_TOPIC_SEAT_EVENTS
+    # What a broken write side would send: A-1-1 sold again, then a legitimate sale.
+    double = envelope_encode(
+        reserved_envelope(event_id=sale.pk, seq=seq + 1, seats=["A-1-1"], prices=[5000])
+    )
+    fine = reserved_envelope(event_id=sale.pk, seq=seq + 2, seats=["A-1-2"], prices=[5000])
+    producer = kafka_producer_create()
+    for value in (double, envelope_encode(fine)):
+        producer.send(topic, key=sale.pk, value=value)
+    producer.flush(timeout=30)
+    producer.close(timeout=5)
+
+    with Running():
+        # Same partition, so the double sale was handled (and dead-lettered, before its
+        # batch committed) by the time the next sale is recorded.
+        wait_until(
+            lambda: Reservation.objects.filter(pk=fine["data"]["reservation_id"]).exists(),
+            "the sale after the double one",
+        )
+
+    assert Reservation.objects.count() == 2
+    assert ReservedSeat.objects.filter(seat_key="A-1-1").count() == 1
+    letters = _dead_letters(topic)
+    assert [r.value for r in letters] == [double]
+    assert b"uniq_active_seat_per_event" in dict(letters[0].headers)["error"]
+
+
+def _dead_letters(topic: str) -> list:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False
+    )
+    try:
+        dlq = dead_letter_topic(topic)
+        partitions = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        expected = sum(consumer.end_offsets(partitions).values())
+        records: list = []
+        deadline = time.monotonic() + WAIT_S
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close(autocommit=False)
