@@ -1,0 +1,400 @@
+"""Events per second through each projection consumer, from a topic filled beforehand.
+
+    DJANGO_SETTINGS_MODULE=config.settings.local .venv/bin/python bench/pipeline.py
+
+1. A throwaway Postgres database (created, migrated, dropped) gets one event with
+   ``--seats`` seats (default 20,000: 10 sections × 40 rows × 50 seats).
+2. Realistic traffic through the real write side (services → Lua scripts → outbox): buyers
+   hold 1-4 adjacent seats, then reserve (55%), release all or part (35%) or walk away
+   (10%, the hold stays live); staff block a few seats and cancel some reservations. It stops
+   at ``--events`` domain events (default 24,000) or when seats run out.
+3. The outbox relay (``outbox_relay_once``) publishes everything to a bench topic of its own
+   (``seat-events-bench-<run>``); its rate is printed too.
+4. Each registered projection consumer (``persistence``, and ``stats`` once an app registers
+   it) runs ``run()`` in a new consumer group from the beginning of the topic until it has
+   processed every message. Printed: the whole run (group join included) and the steady
+   rate (first batch to last), batch count, and a spot check of the projection.
+
+Redis keys live under a random ``seats-bench-…`` prefix and are deleted at the end, with the
+database and the bench topics. Prints figures; never asserts timings (STYLE.md).
+"""
+
+import argparse
+import os
+import platform
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUN = uuid.uuid4().hex[:8]
+PREFIX = f"seats-bench-{RUN}"
+BENCH_DB = f"seats_bench_{RUN}"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+SEAT_TOPIC = f"seat-events-bench-{RUN}"
+STATS_TOPIC = f"stats-events-bench-{RUN}"
+
+# Before Django reads its settings: keys, database and topics are this run's own.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ["SEATS_REDIS_PREFIX"] = PREFIX
+os.environ["DATABASE_URL"] = BENCH_DB_URL
+os.environ["KAFKA_TOPIC_SEAT_EVENTS"] = SEAT_TOPIC
+os.environ["KAFKA_TOPIC_STATS_EVENTS"] = STATS_TOPIC
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+os.environ.setdefault("DJANGO_DEBUG", "false")  # no per-query log growing in memory
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+
+from apps.core.redis import redis_client_get  # noqa: E402
+
+BENCHED = ("persistence", "stats")  # projections; the gateway only forwards to WebSockets
+SECTIONS, ROWS = 10, 40
+HOLD_TTL_S = 3600  # nothing expires mid-run
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+# --- setup and cleanup -------------------------------------------------------------------
+
+
+def bench_database_create() -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
+    )
+
+
+def bench_database_drop() -> None:
+    import psycopg
+    from django.db import connections
+    from psycopg import sql
+
+    connections.close_all()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+        )
+
+
+def redis_cleanup() -> int:
+    redis = redis_client_get()
+    keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
+    for i in range(0, len(keys), 1000):
+        redis.delete(*keys[i : i + 1000])
+    return len(keys)
+
+
+def topics_delete() -> list[str]:
+    from kafka import KafkaAdminClient
+
+    from apps.core.consumers import dead_letter_topic
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
+    )
+    try:
+        existing = set(admin.list_topics())
+        ours = {
+            SEAT_TOPIC,
+            STATS_TOPIC,
+            dead_letter_topic(SEAT_TOPIC),
+            dead_letter_topic(STATS_TOPIC),
+        }
+        doomed = sorted(existing & ours)
+        if doomed:
+            admin.delete_topics(doomed)
+        return doomed
+    finally:
+        admin.close()
+
+
+def event_create(seats: int):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from apps.reservations import services
+    from apps.reservations.layouts import SeatGrid
+    from apps.reservations.models import Event, PriceCategory, Section, Venue
+
+    per_row = max(1, seats // (SECTIONS * ROWS))
+    venue = Venue.objects.create(name=f"Bench stadium {RUN}", focal_x=0.0, focal_y=-50.0)
+    categories = [
+        PriceCategory.objects.create(venue=venue, name=name, price=Decimal(price))
+        for name, price in (("Floor", "120"), ("Lower", "80"), ("Upper", "45"))
+    ]
+    for s in range(SECTIONS):
+        section = Section.objects.create(
+            venue=venue, name=f"S{s + 1}", category=categories[s % len(categories)]
+        )
+        grid = SeatGrid(rows=ROWS, seats_per_row=per_row, x=s * (per_row + 5) * 10.0)
+        services.section_seats_generate(section=section, grid=grid)
+    event = Event.objects.create(
+        venue=venue,
+        name=f"Bench show {RUN}",
+        starts_at=timezone.now() + timedelta(days=30),
+        sale_status=Event.SaleStatus.DRAFT,
+        hold_ttl_seconds=HOLD_TTL_S,
+        max_seats_per_hold=10,
+    )
+    services.event_open_sale(event=event)
+    return event
+
+
+# --- traffic through the real write side -----------------------------------------------
+
+
+def traffic(event, target_events: int, rng: random.Random) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Holds, reserves, releases, blocks and cancels until ``target_events`` domain events."""
+    from apps.reservations import services
+    from apps.reservations.errors import SeatsUnavailable
+
+    rows: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for key, section, row, number in event.venue.seats.values_list(
+        "key", "section__name", "row", "number"
+    ):
+        rows.setdefault((section, row), []).append((number, key))
+    row_seats = [[k for _, k in sorted(seats)] for seats in rows.values()]
+    free = {key for seats in row_seats for key in seats}
+    counts = {"holds": 0, "reserves": 0, "releases": 0, "blocks": 0, "cancels": 0, "conflicts": 0}
+    reservations: list[str] = []
+    seq = 0
+    buyer = 0
+
+    def adjacent(count: int) -> list[str] | None:
+        for _ in range(50):
+            seats = rng.choice(row_seats)
+            start = rng.randrange(0, max(1, len(seats) - count + 1))
+            block = seats[start : start + count]
+            if len(block) == count and all(s in free for s in block):
+                return block
+        return None
+
+    while seq < target_events and len(free) > 50:
+        roll = rng.random()
+        if roll < 0.01:  # staff: block a handful of seats
+            seats = adjacent(rng.randint(2, 6))
+            if seats:
+                seq = services.seats_block(event=event, seats=seats)
+                free -= set(seats)
+                counts["blocks"] += 1
+            continue
+        if roll < 0.03 and reservations:  # staff: cancel a reservation, seats on sale again
+            rid = reservations.pop(rng.randrange(len(reservations)))
+            seq = services.reservation_cancel(event_id=event.pk, reservation_id=rid)
+            counts["cancels"] += 1
+            continue
+        seats = adjacent(rng.choice((1, 2, 2, 2, 3, 4, 4)))
+        if seats is None:
+            continue
+        buyer += 1
+        holder = f"user:{buyer}"
+        try:
+            hold = services.hold_create(event_id=event.pk, holder=holder, seats=seats)
+        except SeatsUnavailable:
+            counts["conflicts"] += 1
+            continue
+        seq = hold.seq
+        free -= set(seats)
+        counts["holds"] += 1
+        fate = rng.random()
+        if fate < 0.55:
+            confirmation = services.hold_reserve(token=hold.token, holder=holder)
+            seq = confirmation.seq
+            reservations.append(confirmation.reservation_id)
+            counts["reserves"] += 1
+        elif fate < 0.90:
+            some = seats[: rng.randint(1, len(seats))]
+            released = services.hold_release(token=hold.token, holder=holder, seats=some)
+            seq = released["seq"]
+            free |= set(released["seats"])
+            counts["releases"] += 1
+        # else: the buyer walks away; the hold stays live (no expiry during the run)
+    counts["seq"] = seq
+    return counts
+
+
+def relay_all() -> tuple[int, float]:
+    from apps.core.kafka import kafka_producer_create, topics_ensure
+    from apps.reservations.relay import outbox_relay_once
+
+    topics_ensure([SEAT_TOPIC, STATS_TOPIC])
+    producer = kafka_producer_create()
+    began = time.perf_counter()
+    try:
+        published = outbox_relay_once(producer=producer)
+    finally:
+        producer.close(timeout=10)
+    return published, time.perf_counter() - began
+
+
+# --- consumers -----------------------------------------------------------------------------
+
+
+def consumer_bench(name: str, total: int, timeout_s: float) -> None:
+    from apps.core.consumers import consumer_class_get
+
+    consumer = consumer_class_get(name)(group_id=f"bench-{name}-{RUN}")
+    if SEAT_TOPIC not in consumer.topics:
+        print(f"  {name}: reads {consumer.topics}, not the seat topic; skipped")
+        return
+    stop = threading.Event()
+    timer = threading.Timer(timeout_s, stop.set)
+    seen = 0
+    batches: list[tuple[float, float, int]] = []  # start, end, records
+    dead = duplicates = 0
+    real_process = consumer.batch_process
+
+    def batch_process_timed(records):  # type: ignore[no-untyped-def]
+        nonlocal seen, dead, duplicates
+        began = time.perf_counter()
+        result = real_process(records)
+        batches.append((began, time.perf_counter(), len(records)))
+        seen += len(records)
+        dead += result.dead_letters
+        duplicates += result.duplicates
+        if seen >= total:
+            stop.set()  # run() commits this batch's offsets, then returns
+        return result
+
+    consumer.batch_process = batch_process_timed  # type: ignore[method-assign]
+    timer.start()
+    began = time.perf_counter()
+    try:
+        consumer.run(stop)
+    finally:
+        timer.cancel()
+    elapsed = time.perf_counter() - began
+    if not batches:
+        print(f"  {name}: no batch within {timeout_s:.0f} s")
+        return
+    first, last = batches[0][0], batches[-1][1]
+    steady = last - first
+    sizes = sorted(n for _, _, n in batches)
+    per_batch = sorted(end - start for start, end, _ in batches)
+    timed_out = "" if seen >= total else f" — STOPPED at the {timeout_s:.0f} s bound"
+    print(
+        f"  {name}: {seen:,}/{total:,} events in {elapsed:.2f} s = {seen / elapsed:,.0f} events/s "
+        f"overall (group join + first fetch {first - began:.2f} s); steady "
+        f"{seen / steady if steady else float('nan'):,.0f} events/s over {steady:.2f} s{timed_out}"
+    )
+    print(
+        f"    {len(batches)} batches (median {percentile(sizes, 0.5)} records), transaction "
+        f"time p50 {percentile(per_batch, 0.5) * 1000:.0f} ms, max {per_batch[-1] * 1000:.0f} ms; "
+        f"{duplicates} duplicates, {dead} dead letters"
+    )
+
+
+def persistence_check(event) -> str:  # type: ignore[no-untyped-def]
+    """Spot check, printed: active rows vs reserved seats in Redis."""
+    from apps.persistence.models import Reservation, ReservedSeat
+    from apps.reservations import services
+
+    snapshot = services.inventory_snapshot_get(event_id=event.pk)
+    reserved = {
+        seat: ref
+        for seat in snapshot.state
+        for state, ref in [snapshot.seat_state(seat)]
+        if state == "reserved"
+    }
+    active = dict(
+        ReservedSeat.objects.filter(event=event, active=True).values_list(
+            "seat_key", "reservation_id"
+        )
+    )
+    same = {k: str(v) for k, v in active.items()} == reserved
+    rows = Reservation.objects.filter(event=event).count()
+    cancelled = Reservation.objects.filter(event=event, status="cancelled").count()
+    verdict = "OK" if same else "MISMATCH"
+    return (
+        f"{rows:,} reservations ({cancelled} cancelled), {len(active):,} active seats vs "
+        f"{len(reserved):,} reserved in Redis → {verdict}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seats", type=int, default=20_000)
+    parser.add_argument("--events", type=int, default=24_000, help="domain events to generate")
+    parser.add_argument("--timeout", type=float, default=300.0, help="per consumer, seconds")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    from apps.core.consumers import consumers_registered
+
+    redis_info = redis_client_get().info("server")
+    registered = sorted(consumers_registered())
+    print(
+        f"bench/pipeline.py run {RUN}: {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, Redis {redis_info['redis_version']}, Kafka "
+        f"{','.join(settings.KAFKA_BOOTSTRAP_SERVERS)}, topic {SEAT_TOPIC}; "
+        f"consumers registered: {', '.join(registered) or 'none'}"
+    )
+    db_created = False
+    try:
+        bench_database_create()
+        db_created = True
+        began = time.perf_counter()
+        event = event_create(args.seats)
+        seat_count = event.venue.seats.count()
+        print(
+            f"  event: {seat_count:,} seats created and on sale in "
+            f"{time.perf_counter() - began:.1f} s"
+        )
+        began = time.perf_counter()
+        counts = traffic(event, args.events, random.Random(args.seed))
+        elapsed = time.perf_counter() - began
+        print(
+            f"  write side: {counts['seq']:,} events in {elapsed:.1f} s "
+            f"({counts['seq'] / elapsed:,.0f} events/s, one process, services → Lua): "
+            f"{counts['holds']:,} holds, {counts['reserves']:,} reserves, "
+            f"{counts['releases']:,} releases, {counts['blocks']} blocks, "
+            f"{counts['cancels']} cancels, {counts['conflicts']} conflicts"
+        )
+        published, elapsed = relay_all()
+        print(
+            f"  relay: {published:,} published in {elapsed:.1f} s "
+            f"({published / elapsed:,.0f} events/s, acks=all, one request in flight)"
+        )
+        for name in BENCHED:
+            if name not in registered:
+                print(f"  {name}: not registered (no app provides it yet); skipped")
+                continue
+            consumer_bench(name, published, args.timeout)
+            if name == "persistence":
+                print(f"    check: {persistence_check(event)}")
+    finally:
+        notes = []
+        if db_created:
+            bench_database_drop()
+            notes.append(f"database {BENCH_DB} dropped")
+        notes.insert(0, f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted")
+        try:
+            notes.append(f"topics deleted: {', '.join(topics_delete()) or 'none'}")
+        except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
+            notes.append(f"topics not deleted ({exc!r})")
+        print("cleanup: " + "; ".join(notes))
+
+
+if __name__ == "__main__":
+    main()

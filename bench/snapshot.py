@@ -1,0 +1,374 @@
+"""The seat map snapshot API: latency and response size for a 50,000-seat event.
+
+    DJANGO_SETTINGS_MODULE=config.settings.local .venv/bin/python bench/snapshot.py
+
+A throwaway Postgres database (created, migrated, dropped) gets one event with ``--seats``
+seats (default 50,000: 20 sections × 50 rows × 50 seats), put on sale; then ``--taken``
+(default 30%) of the seats are taken through the write side in a realistic mix: holds of
+1-6 adjacent seats, of which about half are reserved and the rest stay held, plus staff
+blocks. Then:
+
+(a) ``--requests`` (default 50) sequential GETs of ``/api/events/{id}/seats`` over one
+    keep-alive connection to a daphne it starts on a free port, without and with
+    ``Accept-Encoding: gzip`` (after one untimed warm-up request, which fills the
+    per-process seat cache): p50/p99/max latency and response bytes;
+(b) the selector alone in-process (``seat_map_get``), and the Redis snapshot read under it.
+
+Redis keys live under a random ``seats-bench-…`` prefix and are deleted at the end. Prints
+figures; never asserts timings (STYLE.md).
+"""
+
+import argparse
+import gzip
+import http.client
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUN = uuid.uuid4().hex[:8]
+PREFIX = f"seats-bench-{RUN}"
+BENCH_DB = f"seats_bench_{RUN}"
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+
+# Before Django reads its settings: every key this run writes carries the bench prefix,
+# and the catalog goes to the bench database, never the developer's.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ["SEATS_REDIS_PREFIX"] = PREFIX
+os.environ["DATABASE_URL"] = BENCH_DB_URL
+os.environ.setdefault("LOG_LEVEL", "ERROR")
+os.environ.setdefault("DJANGO_DEBUG", "false")
+
+import django  # noqa: E402
+
+django.setup()
+
+from apps.core.redis import redis_client_get  # noqa: E402
+
+SECTIONS, ROWS = 20, 50
+HOLD_TTL_S = 3600  # nothing expires mid-run
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def latency_line(label: str, seconds: list[float]) -> str:
+    lat = sorted(seconds)
+    return (
+        f"{label}: p50 {percentile(lat, 0.50) * 1000:.1f} ms, "
+        f"p99 {percentile(lat, 0.99) * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms "
+        f"(n={len(lat)})"
+    )
+
+
+# --- setup and cleanup -------------------------------------------------------------------
+
+
+def bench_database_create() -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
+    )
+
+
+def bench_database_drop() -> None:
+    import psycopg
+    from django.db import connections
+    from psycopg import sql
+
+    connections.close_all()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+        )
+
+
+def redis_cleanup() -> int:
+    redis = redis_client_get()
+    keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
+    for i in range(0, len(keys), 1000):
+        redis.delete(*keys[i : i + 1000])
+    return len(keys)
+
+
+def event_create(seats: int):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from apps.reservations import services
+    from apps.reservations.layouts import SeatGrid
+    from apps.reservations.models import Event, PriceCategory, Section, Venue
+
+    per_row = max(1, seats // (SECTIONS * ROWS))
+    venue = Venue.objects.create(name=f"Bench stadium {RUN}", focal_x=0.0, focal_y=-50.0)
+    categories = [
+        PriceCategory.objects.create(venue=venue, name=name, price=Decimal(price))
+        for name, price in (("Floor", "150"), ("Lower", "90"), ("Upper", "45"))
+    ]
+    for s in range(SECTIONS):
+        section = Section.objects.create(
+            venue=venue, name=f"S{s + 1}", category=categories[s % len(categories)]
+        )
+        # One bulk_create per section (grid_seats + bulk_create in batches of 2,000).
+        grid = SeatGrid(rows=ROWS, seats_per_row=per_row, x=s * (per_row + 5) * 10.0)
+        services.section_seats_generate(section=section, grid=grid)
+    event = Event.objects.create(
+        venue=venue,
+        name=f"Bench show {RUN}",
+        starts_at=timezone.now() + timedelta(days=30),
+        sale_status=Event.SaleStatus.DRAFT,
+        hold_ttl_seconds=HOLD_TTL_S,
+        max_seats_per_hold=10,
+    )
+    services.event_open_sale(event=event)
+    return event
+
+
+def seats_take(event, share: float, rng: random.Random) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Hold, reserve and block until ``share`` of the seats are not free."""
+    from apps.reservations import services
+
+    rows: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for key, section, row, number in event.venue.seats.values_list(
+        "key", "section__name", "row", "number"
+    ):
+        rows.setdefault((section, row), []).append((number, key))
+    row_seats = [[k for _, k in sorted(seats)] for seats in rows.values()]
+    total = sum(len(r) for r in row_seats)
+    free = {key for seats in row_seats for key in seats}
+    goal = int(share * total)
+    counts = {"held": 0, "reserved": 0, "blocked": 0}
+    buyer = 0
+    while total - len(free) < goal:
+        seats_in_row = rng.choice(row_seats)
+        count = rng.choice((1, 2, 2, 2, 3, 4, 4, 6))
+        start = rng.randrange(0, max(1, len(seats_in_row) - count + 1))
+        seats = seats_in_row[start : start + count]
+        if not all(s in free for s in seats):
+            continue
+        free -= set(seats)
+        roll = rng.random()
+        if roll < 0.05:  # staff block: whole runs of seats, production holds or ADA spots
+            services.seats_block(event=event, seats=seats)
+            counts["blocked"] += len(seats)
+            continue
+        buyer += 1
+        hold = services.hold_create(event_id=event.pk, holder=f"user:{buyer}", seats=seats)
+        if roll < 0.55:
+            services.hold_reserve(token=hold.token, holder=f"user:{buyer}")
+            counts["reserved"] += len(seats)
+        else:
+            counts["held"] += len(seats)
+    return counts
+
+
+# --- (a) over HTTP -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """daphne on 127.0.0.1:<free port>, stopped by pid (SIGTERM, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.log = Path(tempfile.gettempdir()) / f"seats-bench-daphne-{RUN}.log"
+        env = dict(os.environ)
+        env.update(
+            SEATS_REDIS_PREFIX=PREFIX,
+            DATABASE_URL=BENCH_DB_URL,
+            LOG_LEVEL="ERROR",
+            CONN_MAX_AGE="0",
+        )
+        env.setdefault("DJANGO_DEBUG", "false")
+        self.debug = env["DJANGO_DEBUG"]
+        daphne = Path(sys.executable).with_name("daphne")
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-2000:]}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/api/events/", headers={"Accept": "application/json"})
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"daphne did not answer:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self, *, keep_log: bool = False) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        if keep_log:
+            print(f"  server log kept: {self.log}")
+        else:
+            self.log.unlink(missing_ok=True)
+
+
+def http_gets(port: int, path: str, n: int, *, gzip_ok: bool) -> tuple[list[float], int, bytes]:
+    """``n`` timed GETs (after one warm-up) on one keep-alive connection."""
+    headers = {"Accept": "application/json"}
+    if gzip_ok:
+        headers["Accept-Encoding"] = "gzip"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies = []
+    body = b""
+    encoding = None
+    try:
+        for i in range(n + 1):
+            began = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            elapsed = time.perf_counter() - began
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {body[:300]!r}")
+            encoding = response.headers.get("Content-Encoding")
+            if i:  # the first request warms the seat cache of the server process
+                latencies.append(elapsed)
+    finally:
+        conn.close()
+    if gzip_ok and encoding != "gzip":
+        print(f"    note: asked for gzip, got Content-Encoding {encoding!r}")
+    return latencies, len(body), body
+
+
+def phase_http(event_id: int, n: int) -> None:
+    server = Server()
+    failed = True
+    try:
+        server.wait_ready()
+        print(
+            f"(a) HTTP GET /api/events/{event_id}/seats, {n} sequential requests on one "
+            f"keep-alive connection, daphne (1 process) on 127.0.0.1:{server.port}, "
+            f"DJANGO_DEBUG={server.debug}"
+        )
+        path = f"/api/events/{event_id}/seats"
+        plain, plain_bytes, raw = http_gets(server.port, path, n, gzip_ok=False)
+        print(f"    {latency_line('identity', plain)}; {plain_bytes:,} bytes")
+        zipped, zipped_bytes, body = http_gets(server.port, path, n, gzip_ok=True)
+        print(
+            f"    {latency_line('gzip    ', zipped)}; {zipped_bytes:,} bytes on the wire "
+            f"({plain_bytes / zipped_bytes:.1f}× smaller)"
+        )
+        # Same document both ways (the seq cannot move: nothing writes during the run).
+        if gzip.decompress(body) != raw:
+            print("    note: the gzip body does not decompress to the identity body")
+        seat_map = json.loads(raw)
+        seats = sum(len(r["states"]) for s in seat_map["sections"] for r in s["rows"])
+        print(f"    document: {seats:,} seats, seq {seat_map['seq']}")
+        failed = False
+    finally:
+        server.stop(keep_log=failed)
+
+
+# --- (b) in-process ------------------------------------------------------------------------
+
+
+def phase_selector(event_id: int, n: int) -> None:
+    from apps.reservations.services import inventory_snapshot_get
+    from apps.seatstate.selectors import seat_map_get
+
+    seat_map_get(event_id=event_id, buyer=None)  # fills the per-process seat cache
+    selector, snapshot, render = [], [], []
+    for _ in range(n):
+        began = time.perf_counter()
+        seat_map = seat_map_get(event_id=event_id, buyer=None)
+        selector.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        json.dumps({"seq": seat_map.seq, "sections": seat_map.sections}, separators=(",", ":"))
+        render.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        inventory_snapshot_get(event_id=event_id)
+        snapshot.append(time.perf_counter() - began)
+    print(f"(b) in-process, {n} calls each, after one warm-up call:")
+    print("   ", latency_line("seat_map_get (Redis snapshot + rows)", selector))
+    print("   ", latency_line("  of which the Redis snapshot read   ", snapshot))
+    print("   ", latency_line("json.dumps of the sections (no DRF)  ", render))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seats", type=int, default=50_000)
+    parser.add_argument("--taken", type=float, default=0.30, help="share held/reserved/blocked")
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+
+    redis_info = redis_client_get().info("server")
+    print(
+        f"bench/snapshot.py run {RUN}: {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, Redis {redis_info['redis_version']}, prefix {PREFIX}"
+    )
+    db_created = False
+    try:
+        bench_database_create()
+        db_created = True
+        began = time.perf_counter()
+        event = event_create(args.seats)
+        seat_count = event.venue.seats.count()
+        print(
+            f"  event: {seat_count:,} seats created and on sale in "
+            f"{time.perf_counter() - began:.1f} s"
+        )
+        began = time.perf_counter()
+        counts = seats_take(event, args.taken, random.Random(args.seed))
+        print(
+            f"  taken through the write side in {time.perf_counter() - began:.1f} s: "
+            f"{counts['reserved']:,} reserved, {counts['held']:,} held, "
+            f"{counts['blocked']:,} blocked "
+            f"({sum(counts.values()) / seat_count:.0%} of the seats)"
+        )
+        phase_http(event.pk, args.requests)
+        phase_selector(event.pk, args.requests)
+    finally:
+        notes = [f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted"]
+        if db_created:
+            bench_database_drop()
+            notes.append(f"database {BENCH_DB} dropped")
+        print("cleanup: " + "; ".join(notes))
+
+
+if __name__ == "__main__":
+    main()
