@@ -10,6 +10,7 @@ api_patterns = [
     path("", include("apps.reservations.urls")),
     path("", include("apps.seatstate.urls")),
     path("", include("apps.persistence.urls")),
+    path("", include("apps.stats.urls")),
 ]
 
 urlpatterns = [

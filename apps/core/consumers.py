@@ -208,6 +208,16 @@ class KafkaBatchConsumer:
         """
         raise NotImplementedError
 
+    def after_poll(self) -> None:
+        """Called after every poll, idle ones included, once its batch (if any) committed.
+
+        For work that must follow the transactions with a delay (e.g. coalesced publishing);
+        it runs at least every ``poll_timeout_ms``.
+        """
+
+    def before_stop(self) -> None:
+        """Called once when the loop ends, before the dead-letter producer is closed."""
+
     # --- the loop -------------------------------------------------------------------
 
     def run(self, stop: threading.Event, max_batches: int | None = None) -> None:
@@ -252,8 +262,10 @@ class KafkaBatchConsumer:
                     )
                     stats.add(result)
                     batches += 1
+                self.after_poll()
                 self._stats_maybe_log(consumer, stats)
         finally:
+            self.before_stop()
             # No autocommit: whatever was not committed above is redelivered, never skipped.
             consumer.close(autocommit=False)
             if self._producer is not None:

@@ -1,5 +1,6 @@
 """Read selectors of the catalog."""
 
+from decimal import Decimal
 from functools import lru_cache
 
 from django.db.models import QuerySet
@@ -66,3 +67,10 @@ def event_sections(*, event_id: int) -> dict[int, str]:
     """Section id → name for the event's venue (cached like event_seat_places)."""
     event = Event.objects.get(pk=event_id)
     return dict(event.venue.sections.values_list("id", "name"))
+
+
+@lru_cache(maxsize=32)
+def event_seat_prices(*, event_id: int) -> dict[str, Decimal]:
+    """Seat key → its price category's price (cached like event_seat_places)."""
+    event = Event.objects.select_related("venue").get(pk=event_id)
+    return dict(event.venue.seats.values_list("key", "section__category__price"))

@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.reservations.models import Event
+from apps.stats.reconcile import event_reconcile
+
+
+class Command(BaseCommand):
+    help = (
+        "Compare an event's seat states in Redis with its reservation rows and stats; "
+        "print every difference and exit non-zero if there is any."
+    )
+
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument("event_id", type=int)
+
+    def handle(self, *args: object, event_id: int, **options: object) -> None:
+        if not Event.objects.filter(pk=event_id).exists():
+            raise CommandError(f"no event {event_id}")
+        problems = event_reconcile(event_id=event_id)
+        for problem in problems:
+            self.stdout.write(problem)
+        if problems:
+            raise CommandError(f"event {event_id}: {len(problems)} differences")
+        self.stdout.write(f"OK: event {event_id} is consistent")

@@ -1,0 +1,211 @@
+"""End to end: the write side's events, published by the relay → the stats consumer → rows,
+the Redis copy and coalesced stats.updated; then rebuild_projections and reconcile.
+Real Redis, broker and Postgres."""
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from kafka import KafkaConsumer, TopicPartition
+
+from apps.core.kafka import envelope_decode, kafka_producer_create, topics_ensure
+from apps.core.models import ProjectionCursor
+from apps.core.redis import redis_client_get
+from apps.persistence.consumers import PersistenceConsumer
+from apps.persistence.models import ReservedSeat
+from apps.persistence.tests.helpers import outbox_envelopes, reserve
+from apps.reservations import services
+from apps.reservations.redis.keys import event_keys
+from apps.reservations.relay import outbox_relay_once
+from apps.stats.cache import stats_cache_get
+from apps.stats.consumers import StatsConsumer
+from apps.stats.models import EventStats
+from apps.stats.selectors import stats_body_from_db
+from apps.stats.services import StatsPublisher
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT_S = 60  # a guard against hanging, not a speed assertion
+
+
+@pytest.fixture(autouse=True)
+def _topics(settings):
+    topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS, settings.KAFKA_TOPIC_STATS_EVENTS])
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+class Running:
+    """Consumers in threads, each in a consumer group of this test's own."""
+
+    def __init__(self, *classes: type) -> None:
+        self.consumers = [cls(group_id=f"test-{uuid.uuid4().hex[:10]}") for cls in classes]
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.threads = [
+            threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.consumers
+        ]
+
+    def _run(self, consumer) -> None:
+        try:
+            consumer.run(self.stop)
+        except BaseException as exc:  # handed to the test
+            self.errors.append(exc)
+
+    def __enter__(self) -> "Running":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(WAIT_S)
+            assert not thread.is_alive(), "a consumer did not stop"
+        assert not self.errors, self.errors
+
+
+def relay() -> int:
+    producer = kafka_producer_create()
+    try:
+        return outbox_relay_once(producer=producer)
+    finally:
+        producer.close(timeout=5)
+
+
+def caught_up(consumer: str, event_id: int, seq: int) -> Callable[[], bool]:
+    return lambda: ProjectionCursor.objects.filter(
+        consumer=consumer, event_id=event_id, last_seq=seq
+    ).exists()
+
+
+def topic_read(topic: str) -> list[dict]:
+    """Every message on ``topic`` so far, in order (one event: one partition)."""
+    reader = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        ends = reader.end_offsets(partitions)
+        values = []
+        while True:
+            polled = reader.poll(timeout_ms=1_000)
+            for records in polled.values():
+                values += [envelope_decode(r.value) for r in records]
+            # Both: the broker may under-report end offsets (see apps/stats/rebuild.py).
+            if not polled and all(reader.position(tp) >= ends[tp] for tp in partitions):
+                return values
+    finally:
+        reader.close()
+
+
+def test_a_burst_is_coalesced_and_the_last_stats_updated_is_exact(sale):
+    for _ in range(25):  # 50 seat events for one event
+        hold = services.hold_create(event_id=sale.pk, holder="user:1", seats=["A-1-1"])
+        services.hold_release(token=hold.token, holder="user:1")
+    reserve(sale, ["A-1-2", "V-1-1"])
+    services.seats_block(event=sale, seats=["A-1-3"])
+    last_seq = outbox_envelopes(sale)[-1].seq
+    assert last_seq == 53  # 50, then held + reserved + blocked
+    relay()
+
+    with Running(StatsConsumer):
+        wait_until(caught_up("stats", sale.pk, last_seq), "the whole event")
+        wait_until(
+            lambda: any(
+                m["seq"] == last_seq for m in topic_read(settings.KAFKA_TOPIC_STATS_EVENTS)
+            ),
+            "the final stats.updated",
+        )
+
+    messages = topic_read(settings.KAFKA_TOPIC_STATS_EVENTS)
+    # The relay published the burst before the consumer started: it arrives in one or a few
+    # polls, each coalesced into at most one message per 250 ms window.
+    assert 1 <= len(messages) <= 5
+    final = stats_body_from_db(event_id=sale.pk)
+    assert (final["free"], final["held"], final["reserved"], final["blocked"]) == (1, 0, 2, 1)
+    assert final["revenue"] == "130.00"
+    last = messages[-1]
+    assert (last["type"], last["event_id"], last["seq"]) == ("stats.updated", sale.pk, last_seq)
+    assert last["data"] == final
+    assert stats_cache_get(event_id=sale.pk) == final
+
+
+def test_the_publisher_sends_at_most_one_per_window_and_never_loses_the_last(sale):
+    now = [100.0]
+    publisher = StatsPublisher(clock=lambda: now[0])
+    reserve(sale, ["A-1-1"])
+    from apps.stats.services import stats_apply
+
+    stats_apply(envelopes=outbox_envelopes(sale))
+    try:
+        publisher.mark([sale.pk])
+        assert publisher.flush() == 1
+        publisher.mark([sale.pk])
+        now[0] += 0.1
+        assert publisher.flush() == 0  # within the window: held back, still marked
+        assert publisher.dirty == {sale.pk}
+        now[0] += 0.2
+        assert publisher.flush() == 1  # the window has passed (an idle poll does this)
+        assert publisher.flush() == 0 and publisher.dirty == set()
+    finally:
+        publisher.close()
+    assert len(topic_read(settings.KAFKA_TOPIC_STATS_EVENTS)) == 2
+
+
+def test_rebuild_projections_gives_the_same_stats(sale):
+    first = reserve(sale, ["A-1-1", "A-1-2"])
+    hold = services.hold_create(event_id=sale.pk, holder="user:2", seats=["V-1-1"])
+    services.reservation_cancel(event_id=sale.pk, reservation_id=first)
+    reserve(sale, ["A-1-3"], holder="user:3")
+    last_seq = outbox_envelopes(sale)[-1].seq
+    relay()
+    with Running(StatsConsumer):
+        wait_until(caught_up("stats", sale.pk, last_seq), "the whole event")
+    built = stats_body_from_db(event_id=sale.pk)
+    assert (built["held"], built["reserved"], built["revenue"]) == (1, 1, "50.00")
+
+    # Damage the projection; the rebuild starts from nothing anyway.
+    EventStats.objects.filter(event=sale).update(free=99, revenue=0)
+    call_command("rebuild_projections")
+
+    assert stats_body_from_db(event_id=sale.pk) == built
+    assert stats_cache_get(event_id=sale.pk) == built
+    assert ProjectionCursor.objects.get(consumer="stats", event_id=sale.pk).last_seq == last_seq
+    services.hold_release(token=hold.token, holder="user:2")
+
+
+def test_reconcile_passes_when_consistent_and_lists_each_difference(sale, capsys):
+    reserve(sale, ["A-1-1", "V-1-1"])
+    services.hold_create(event_id=sale.pk, holder="user:2", seats=["A-1-2"])
+    services.seats_block(event=sale, seats=["A-1-3"])
+    last_seq = outbox_envelopes(sale)[-1].seq
+    relay()
+    with Running(StatsConsumer, PersistenceConsumer):
+        wait_until(caught_up("stats", sale.pk, last_seq), "the stats")
+        wait_until(caught_up("persistence", sale.pk, last_seq), "the reservations")
+
+    call_command("reconcile", str(sale.pk))
+    assert "OK" in capsys.readouterr().out
+
+    # A lost reservation row, and a seat Redis has free but the stats have blocked.
+    ReservedSeat.objects.filter(event=sale, seat_key="V-1-1").delete()
+    redis_client_get().hdel(event_keys(sale.pk).state, "A-1-3")
+    with pytest.raises(CommandError, match="differences"):
+        call_command("reconcile", str(sale.pk))
+    out = capsys.readouterr().out
+    assert "OK" not in out
+    assert "seat V-1-1: reserved" in out and "no reservation row" in out
+    assert "stats: event blocked is 1, Redis says 0" in out
+    assert "stats: section A free is 0, Redis says 1" in out
+    assert "stats: revenue is 130.00, reservation rows say 50.00" in out
