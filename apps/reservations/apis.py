@@ -141,21 +141,20 @@ class StaffCommandApi(CommandApi):
 
 
 class SeatsBlockApi(StaffCommandApi):
+    """Take free seats off sale (`/block`), or put blocked ones back (`/unblock`)."""
+
+    change = staticmethod(services.seats_block)
+
     def post(self, request: Request, event_id: int) -> Response:
         event = get_object_or_404(Event, pk=event_id)
         data = self.SeatsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        seq = services.seats_block(event=event, seats=data.validated_data["seats"])
+        seq = self.change(event=event, seats=data.validated_data["seats"])
         return Response({"seats": data.validated_data["seats"], "seq": seq})
 
 
-class SeatsUnblockApi(StaffCommandApi):
-    def post(self, request: Request, event_id: int) -> Response:
-        event = get_object_or_404(Event, pk=event_id)
-        data = self.SeatsSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        seq = services.seats_unblock(event=event, seats=data.validated_data["seats"])
-        return Response({"seats": data.validated_data["seats"], "seq": seq})
+class SeatsUnblockApi(SeatsBlockApi):
+    change = staticmethod(services.seats_unblock)
 
 
 class ReservationCancelApi(StaffCommandApi):
