@@ -22,37 +22,24 @@ import multiprocessing
 import os
 import platform
 import random
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from support import (
+    BENCH_DB,
+    PREFIX,
+    RUN,
+    Server,
+    bench_database_create,
+    bench_database_drop,
+    bench_env_setup,
+    percentile,
+    redis_cleanup,
+)
 
-RUN = uuid.uuid4().hex[:8]
-PREFIX = f"seats-bench-{RUN}"
-BENCH_DB = f"seats_bench_{RUN}"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-
-# Before Django reads its settings: every key this run writes carries the bench prefix,
-# and the catalog goes to the bench database, never the developer's.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-os.environ["SEATS_REDIS_PREFIX"] = PREFIX
-os.environ["DATABASE_URL"] = BENCH_DB_URL
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-
-import django  # noqa: E402
-
-django.setup()
+bench_env_setup()
 
 from apps.core.redis import redis_client_get  # noqa: E402
 from apps.reservations.errors import SeatsUnavailable  # noqa: E402
@@ -68,12 +55,6 @@ def seat_keys_for(rng: random.Random) -> list[str]:
     row = rng.randint(1, ROWS)
     start = rng.randint(1, SEATS_PER_ROW - GROUP + 1)
     return [f"S-{row}-{n}" for n in range(start, start + GROUP)]
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 @dataclass
@@ -233,29 +214,6 @@ def phase_script(processes: int, first_id: int, events: int, seconds: float, fil
 # --- (b) over HTTP -----------------------------------------------------------------------------
 
 
-def bench_database_create() -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
-    )
-
-
-def bench_database_drop() -> None:
-    import psycopg
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-
-
 def http_events_create(count: int) -> list[int]:
     from datetime import timedelta
     from decimal import Decimal
@@ -284,71 +242,6 @@ def http_events_create(count: int) -> list[int]:
         services.event_open_sale(event=event)
         ids.append(event.pk)
     return ids
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """daphne on 127.0.0.1:<free port>, stopped by pid (SIGTERM, then SIGKILL)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.log = Path(tempfile.gettempdir()) / f"seats-bench-daphne-{RUN}.log"
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE=os.environ["DJANGO_SETTINGS_MODULE"],
-            SEATS_REDIS_PREFIX=PREFIX,
-            DATABASE_URL=BENCH_DB_URL,
-            SEATS_COMMAND_RATE="1000000/s",  # measure the path, not the throttle
-            LOG_LEVEL="ERROR",  # a 409 is logged as a warning: thousands of lines
-            # Under ASGI every request runs in a thread of its own, and a persistent
-            # connection (base.py's default CONN_MAX_AGE=60) stays open with each dead
-            # thread until Postgres refuses new clients ("too many clients already").
-            CONN_MAX_AGE="0",
-        )
-        env.setdefault("DJANGO_DEBUG", "false")  # no per-request query log
-        self.debug = env["DJANGO_DEBUG"]
-        daphne = Path(sys.executable).with_name("daphne")
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/api/events/", headers={"Accept": "application/json"})
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"daphne did not answer:\n{self.log.read_text()[-2000:]}")
-
-    def stop(self, *, keep_log: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if keep_log:
-            print(f"  server log kept: {self.log}")
-        else:
-            self.log.unlink(missing_ok=True)
 
 
 class Buyer:
@@ -422,7 +315,7 @@ def http_client(
 def phase_http(clients: int, events: int, seconds: float) -> None:
     print(f"  creating {events} events × {ROWS * SEATS_PER_ROW:,} seats in {BENCH_DB} …")
     event_ids = http_events_create(events)
-    server = Server()
+    server = Server({"SEATS_COMMAND_RATE": "1000000/s"})  # measure the path, not the throttle
     tally = Tally()
     try:
         server.wait_ready()
@@ -453,14 +346,6 @@ def phase_http(clients: int, events: int, seconds: float) -> None:
 
 
 # --- main ---------------------------------------------------------------------------------
-
-
-def redis_cleanup() -> int:
-    redis = redis_client_get()
-    keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        redis.delete(*keys[i : i + 1000])
-    return len(keys)
 
 
 def main() -> None:

@@ -23,36 +23,29 @@ import argparse
 import os
 import platform
 import random
-import subprocess
-import sys
 import threading
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from support import (
+    BENCH_DB,
+    PREFIX,
+    RUN,
+    bench_database_create,
+    bench_database_drop,
+    bench_env_setup,
+    percentile,
+    redis_cleanup,
+)
 
-RUN = uuid.uuid4().hex[:8]
-PREFIX = f"seats-bench-{RUN}"
-BENCH_DB = f"seats_bench_{RUN}"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 SEAT_TOPIC = f"seat-events-bench-{RUN}"
 STATS_TOPIC = f"stats-events-bench-{RUN}"
 
-# Before Django reads its settings: keys, database and topics are this run's own.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-os.environ["SEATS_REDIS_PREFIX"] = PREFIX
-os.environ["DATABASE_URL"] = BENCH_DB_URL
-os.environ["KAFKA_TOPIC_SEAT_EVENTS"] = SEAT_TOPIC
-os.environ["KAFKA_TOPIC_STATS_EVENTS"] = STATS_TOPIC
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-os.environ.setdefault("DJANGO_DEBUG", "false")  # no per-query log growing in memory
-
-import django  # noqa: E402
-
-django.setup()
+# Before Django reads its settings: the topics are this run's own, like keys and database.
+bench_env_setup(
+    KAFKA_TOPIC_SEAT_EVENTS=SEAT_TOPIC,
+    KAFKA_TOPIC_STATS_EVENTS=STATS_TOPIC,
+    defaults={"DJANGO_DEBUG": "false"},  # no per-query log growing in memory
+)
 
 from django.conf import settings  # noqa: E402
 
@@ -63,44 +56,7 @@ SECTIONS, ROWS = 10, 40
 HOLD_TTL_S = 3600  # nothing expires mid-run
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
 # --- setup and cleanup -------------------------------------------------------------------
-
-
-def bench_database_create() -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
-    )
-
-
-def bench_database_drop() -> None:
-    import psycopg
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-
-
-def redis_cleanup() -> int:
-    redis = redis_client_get()
-    keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        redis.delete(*keys[i : i + 1000])
-    return len(keys)
 
 
 def topics_delete() -> list[str]:

@@ -25,46 +25,26 @@ import json
 import os
 import platform
 import random
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from support import (
+    BENCH_DB,
+    PREFIX,
+    RUN,
+    Server,
+    bench_database_create,
+    bench_database_drop,
+    bench_env_setup,
+    percentile,
+    redis_cleanup,
+)
 
-RUN = uuid.uuid4().hex[:8]
-PREFIX = f"seats-bench-{RUN}"
-BENCH_DB = f"seats_bench_{RUN}"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-
-# Before Django reads its settings: every key this run writes carries the bench prefix,
-# and the catalog goes to the bench database, never the developer's.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-os.environ["SEATS_REDIS_PREFIX"] = PREFIX
-os.environ["DATABASE_URL"] = BENCH_DB_URL
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-os.environ.setdefault("DJANGO_DEBUG", "false")
-
-import django  # noqa: E402
-
-django.setup()
+bench_env_setup(defaults={"DJANGO_DEBUG": "false"})
 
 from apps.core.redis import redis_client_get  # noqa: E402
 
 SECTIONS, ROWS = 20, 50
 HOLD_TTL_S = 3600  # nothing expires mid-run
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
 def latency_line(label: str, seconds: list[float]) -> str:
@@ -77,37 +57,6 @@ def latency_line(label: str, seconds: list[float]) -> str:
 
 
 # --- setup and cleanup -------------------------------------------------------------------
-
-
-def bench_database_create() -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
-    )
-
-
-def bench_database_drop() -> None:
-    import psycopg
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-
-
-def redis_cleanup() -> int:
-    redis = redis_client_get()
-    keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        redis.delete(*keys[i : i + 1000])
-    return len(keys)
 
 
 def event_create(seats: int):  # type: ignore[no-untyped-def]
@@ -184,66 +133,6 @@ def seats_take(event, share: float, rng: random.Random) -> dict[str, int]:  # ty
 
 
 # --- (a) over HTTP -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """daphne on 127.0.0.1:<free port>, stopped by pid (SIGTERM, then SIGKILL)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.log = Path(tempfile.gettempdir()) / f"seats-bench-daphne-{RUN}.log"
-        env = dict(os.environ)
-        env.update(
-            SEATS_REDIS_PREFIX=PREFIX,
-            DATABASE_URL=BENCH_DB_URL,
-            LOG_LEVEL="ERROR",
-            CONN_MAX_AGE="0",
-        )
-        env.setdefault("DJANGO_DEBUG", "false")
-        self.debug = env["DJANGO_DEBUG"]
-        daphne = Path(sys.executable).with_name("daphne")
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/api/events/", headers={"Accept": "application/json"})
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"daphne did not answer:\n{self.log.read_text()[-2000:]}")
-
-    def stop(self, *, keep_log: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if keep_log:
-            print(f"  server log kept: {self.log}")
-        else:
-            self.log.unlink(missing_ok=True)
 
 
 def http_gets(port: int, path: str, n: int, *, gzip_ok: bool) -> tuple[list[float], int, bytes]:
