@@ -1,3 +1,5 @@
 """WebSocket routes, the Channels counterpart of config/urls.py."""
 
-websocket_urlpatterns: list = []
+from apps.gateway.routing import websocket_urlpatterns
+
+__all__ = ["websocket_urlpatterns"]

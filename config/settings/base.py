@@ -111,11 +111,36 @@ KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.
 KAFKA_TOPIC_SEAT_EVENTS = env("KAFKA_TOPIC_SEAT_EVENTS", default="seat-events")
 KAFKA_TOPIC_STATS_EVENTS = env("KAFKA_TOPIC_STATS_EVENTS", default="stats-events")
 
-# --- channels: fan-out of live updates to WebSocket clients -----------------------------
+# --- channels: WebSocket fan-out over Redis; "pubsub" (default) or "core" --------------
+# pubsub: one PUBLISH per message, each web process copies it to its own sockets; it
+# delivered twice the messages/s of the list-based core layer at 1,000 sockets
+# (bench/gateway.py, docs/architecture.md). Its per-socket queue is unbounded in memory;
+# core bounds it (capacity) at the cost of a Redis list write per socket.
+CHANNEL_LAYER = env("CHANNEL_LAYER", default="pubsub")
+_CHANNEL_LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+_CHANNEL_LAYER_LIMITS = (
+    # A socket over capacity loses messages, sees a seq gap and resyncs; a message older
+    # than 30 s is worth less than a snapshot.
+    {"capacity": 200, "expiry": 30, "group_expiry": 86_400} if CHANNEL_LAYER == "core" else {}
+)
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{SEATS_REDIS_PREFIX}:asgi"},
+        "BACKEND": _CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
+        "CONFIG": {
+            # redis-py pools refuse past 100 connections by default: 1,000 sockets
+            # connecting at once need more.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2_000),
+                }
+            ],
+            "prefix": f"{SEATS_REDIS_PREFIX}:asgi",
+            **_CHANNEL_LAYER_LIMITS,
+        },
     }
 }
 

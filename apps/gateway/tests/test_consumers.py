@@ -1,0 +1,238 @@
+"""The event WebSocket through the real ASGI stack (origin check, sessions, routing), the real
+Redis channel layer (both channels_redis layers) and the real seat inventory."""
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from apps.gateway.bridge import FORWARD_TYPE, event_group_name
+from apps.gateway.consumers import FLOOD_MAX_MESSAGES
+from apps.reservations import services
+from apps.reservations.models import Event
+from apps.reservations.tests.factories import EventFactory, SeatFactory, SectionFactory
+from config.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TIMEOUT = 10  # seconds; a guard against hanging, not a speed assertion
+ORIGIN_OK = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+CHANNEL_LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
+@pytest.fixture(autouse=True, params=sorted(CHANNEL_LAYER_BACKENDS))
+def channel_layer_kind(request, settings) -> str:
+    """Each test on both layers, under the test's own Redis prefix (so its own groups).
+
+    Changing the setting makes Channels drop its cached layer (setting_changed).
+    """
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": CHANNEL_LAYER_BACKENDS[request.param],
+            "CONFIG": {
+                "hosts": [settings.REDIS_URL],
+                "prefix": f"{settings.SEATS_REDIS_PREFIX}:asgi",
+            },
+        }
+    }
+    return request.param
+
+
+@pytest.fixture
+def sale() -> Event:
+    return sale_open()
+
+
+def sale_open() -> Event:
+    """An event on sale: seats A-1-1..3 at 50.00."""
+    section = SectionFactory(name="A", category__price=Decimal("50.00"))
+    for number in (1, 2, 3):
+        SeatFactory(section=section, row="1", number=number)
+    event = EventFactory(venue=section.venue, sale_status=Event.SaleStatus.DRAFT)
+    services.event_open_sale(event=event)
+    return event
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    """Run an async test body (no pytest-asyncio here); DB calls go to this thread."""
+    async_to_sync(body)()
+
+
+def communicator(event_id: int, headers: list | None = None) -> WebsocketCommunicator:
+    return WebsocketCommunicator(
+        application, f"/ws/events/{event_id}/", headers=ORIGIN_OK if headers is None else headers
+    )
+
+
+async def connected(event_id: int) -> tuple[WebsocketCommunicator, dict]:
+    """A connected client and its first message, which must be the snapshot."""
+    client = communicator(event_id)
+    accepted, _ = await client.connect(timeout=TIMEOUT)
+    assert accepted
+    snapshot = await client.receive_json_from(timeout=TIMEOUT)
+    assert snapshot["type"] == "snapshot"
+    return client, snapshot
+
+
+async def close_code(client: WebsocketCommunicator) -> int:
+    output = await client.receive_output(timeout=TIMEOUT)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+def envelope_text(event_id: int, seq: int, seats: list[str]) -> str:
+    # Key order and spacing unlike json.dumps' defaults: proves the text is not re-encoded.
+    return (
+        f'{{"type":"seat.held", "id":"{uuid.uuid4()}","event_id":{event_id},"seq":{seq},'
+        f'"occurred_at":"2026-11-25T10:15:00.123Z","data":{{"seats":{json.dumps(seats)}}}}}'
+    )
+
+
+def states(snapshot: dict) -> str:
+    return "".join(row["states"] for s in snapshot["seats"] for row in s["rows"])
+
+
+def test_snapshot_on_connect(sale):
+    async def body():
+        client, snapshot = await connected(sale.pk)
+        assert snapshot["seq"] == 0 and snapshot["event_id"] == sale.pk
+        assert [s["name"] for s in snapshot["seats"]] == ["A"]
+        assert snapshot["seats"][0]["rows"] == [{"row": "1", "numbers": [1, 2, 3], "states": "fff"}]
+        assert snapshot["stats"]["total"] == 3 and snapshot["stats"]["free"] == 3
+        assert snapshot["stats"]["event_id"] == sale.pk
+        await client.disconnect()
+
+    run(body)
+
+
+def test_group_message_is_forwarded_as_published(sale):
+    async def body():
+        client, _ = await connected(sale.pk)
+        other, _ = await connected(sale.pk)
+        texts = [envelope_text(sale.pk, seq, [f"A-1-{seq}"]) for seq in (1, 2, 3)]
+        layer = get_channel_layer()
+        for text in texts:
+            await layer.group_send(event_group_name(sale.pk), {"type": FORWARD_TYPE, "text": text})
+        for c in (client, other):
+            assert [await c.receive_from(timeout=TIMEOUT) for _ in texts] == texts
+        await client.disconnect()
+        await other.disconnect()
+
+    run(body)
+
+
+def test_other_events_messages_are_not_forwarded(sale):
+    async def body():
+        client, _ = await connected(sale.pk)
+        layer = get_channel_layer()
+        other_group = event_group_name(sale.pk + 1000)
+        await layer.group_send(
+            other_group, {"type": FORWARD_TYPE, "text": envelope_text(sale.pk + 1000, 1, [])}
+        )
+        mine = envelope_text(sale.pk, 1, ["A-1-1"])
+        await layer.group_send(event_group_name(sale.pk), {"type": FORWARD_TYPE, "text": mine})
+        assert await client.receive_from(timeout=TIMEOUT) == mine
+        await client.disconnect()
+
+    run(body)
+
+
+def test_resync_sends_a_fresh_snapshot(sale):
+    async def body():
+        client, first = await connected(sale.pk)
+        from channels.db import database_sync_to_async
+
+        hold = await database_sync_to_async(services.hold_create)(
+            event_id=sale.pk, holder="session:someone", seats=["A-1-2"]
+        )
+        await client.send_json_to({"type": "resync"})
+        fresh = await client.receive_json_from(timeout=TIMEOUT)
+        assert fresh["type"] == "snapshot"
+        assert fresh["seq"] == hold.seq > first["seq"]
+        assert states(fresh) == "fhf"
+        await client.disconnect()
+
+    run(body)
+
+
+def test_ping_pong(sale):
+    async def body():
+        client, _ = await connected(sale.pk)
+        await client.send_json_to({"type": "ping"})
+        assert await client.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+        await client.disconnect()
+
+    run(body)
+
+
+def test_origin_of_another_host_is_refused(sale):
+    async def body():
+        client = communicator(
+            sale.pk, headers=[(b"origin", b"http://evil.example"), (b"host", b"localhost")]
+        )
+        accepted, _ = await client.connect(timeout=TIMEOUT)
+        assert not accepted
+        await client.disconnect()
+
+    run(body)
+
+
+def test_unknown_and_draft_events_close_4404(sale):
+    draft = EventFactory(venue=sale.venue, sale_status=Event.SaleStatus.DRAFT)
+
+    async def body():
+        for event_id in (sale.pk + 1000, draft.pk):
+            client = communicator(event_id)
+            accepted, _ = await client.connect(timeout=TIMEOUT)
+            assert accepted  # accepted first, so the browser sees the code
+            assert await close_code(client) == 4404
+            await client.disconnect()
+
+    run(body)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        '{"type": "hold", "seats": ["A-1-1"]}',
+        "{}",
+        json.dumps({"type": "ping", "pad": "x" * 5000}),
+        b"\x00binary",
+    ],
+    ids=["invalid-json", "not-an-object", "unknown-type", "no-type", "too-big", "binary"],
+)
+def test_garbage_closes_4400(sale, frame):
+    async def body():
+        client, _ = await connected(sale.pk)
+        if isinstance(frame, bytes):
+            await client.send_to(bytes_data=frame)
+        else:
+            await client.send_to(text_data=frame)
+        assert await close_code(client) == 4400
+        await client.disconnect()
+
+    run(body)
+
+
+def test_flood_closes_4429(sale):
+    async def body():
+        client, _ = await connected(sale.pk)
+        for _ in range(FLOOD_MAX_MESSAGES):
+            await client.send_json_to({"type": "ping"})
+            assert await client.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
+        await client.send_json_to({"type": "ping"})
+        assert await close_code(client) == 4429
+        await client.disconnect()
+
+    run(body)
