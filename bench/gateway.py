@@ -4,7 +4,7 @@
 
 For each channels_redis layer ("core", "pubsub"):
 
-1. a daphne on a free port (the layer set before the ASGI app loads), the outbox relay and
+1. a daphne on a free port (its layer chosen by ``CHANNEL_LAYER``), the outbox relay and
    the ``gateway`` bridge in threads of this process, all on this run's own Redis prefix,
    Kafka topics and throwaway Postgres database (created, migrated, dropped);
 2. ``--clients`` WebSocket clients (default 1,000, at most 5,000) on one event, each waiting
@@ -25,24 +25,19 @@ import asyncio
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from support import (
+    RUN,
+    Server,
+    bench_database_create,
+    bench_database_drop,
+    bench_env_setup,
+    percentile,
+    redis_cleanup,
+)
 
-RUN = uuid.uuid4().hex[:8]
-PREFIX = f"seats-bench-{RUN}"
-BENCH_DB = f"seats_bench_{RUN}"
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
 SEAT_TOPIC = f"seat-events-bench-{RUN}"
 STATS_TOPIC = f"stats-events-bench-{RUN}"
 MAX_CLIENTS = 5_000
@@ -51,95 +46,41 @@ LAYERS = {
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-os.environ["SEATS_REDIS_PREFIX"] = PREFIX
-os.environ["DATABASE_URL"] = BENCH_DB_URL
-os.environ["KAFKA_TOPIC_SEAT_EVENTS"] = SEAT_TOPIC
-os.environ["KAFKA_TOPIC_STATS_EVENTS"] = STATS_TOPIC
-os.environ.setdefault("LOG_LEVEL", "ERROR")
-os.environ.setdefault("DJANGO_DEBUG", "false")
-
-import django  # noqa: E402
-
-django.setup()
+bench_env_setup(
+    defaults={"DJANGO_DEBUG": "false"},
+    KAFKA_TOPIC_SEAT_EVENTS=SEAT_TOPIC,
+    KAFKA_TOPIC_STATS_EVENTS=STATS_TOPIC,
+)
 
 import websockets  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-# daphne in a child process, with CHANNEL_LAYERS replaced before the ASGI app is imported.
-DAPHNE_BOOT = """
-import json, os, sys
-import django
-from django.conf import settings
-settings.CHANNEL_LAYERS = json.loads(os.environ["BENCH_CHANNEL_LAYERS"])
-django.setup()
-from daphne.cli import CommandLineInterface
-CommandLineInterface().run(sys.argv[1:])
-"""
-
 
 def layer_settings(kind: str) -> dict:
+    """The layer daphne builds from ``CHANNEL_LAYER=<kind>`` (config/settings/base.py), for
+    the bridge of this process, which loaded its settings before choosing a layer."""
+    limits = {"capacity": 200, "expiry": 30, "group_expiry": 86_400} if kind == "core" else {}
     return {
         "default": {
             "BACKEND": LAYERS[kind],
-            # redis-py 8 pools default to 100 connections and raise beyond; the core layer
-            # takes one per concurrent group_add/send, so 1,000 connects exhaust it.
             "CONFIG": {
                 "hosts": [{"address": settings.REDIS_URL, "max_connections": 2_000}],
-                "prefix": f"{PREFIX}:asgi-{kind}",
+                "prefix": f"{settings.SEATS_REDIS_PREFIX}:asgi",
+                **limits,
             },
         }
     }
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- setup and cleanup ---------------------------------------------------------------------
-
-
-def bench_database_create() -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=ROOT, check=True
-    )
-
-
-def bench_database_drop() -> None:
-    import psycopg
-    from django.db import connections
-    from psycopg import sql
-
-    connections.close_all()
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
 
 
 def cleanup() -> None:
     from kafka import KafkaAdminClient
 
     from apps.core.consumers import dead_letter_topic
-    from apps.core.redis import redis_client_get
 
-    redis = redis_client_get()
-    keys = list(redis.scan_iter(match=f"{PREFIX}:*", count=1000))
-    for i in range(0, len(keys), 1000):
-        redis.delete(*keys[i : i + 1000])
+    redis_cleanup()
     admin = KafkaAdminClient(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
     )
@@ -193,54 +134,6 @@ def seat_keys(event_id: int) -> list[str]:
 
 
 # --- the processes: daphne, relay, bridge ----------------------------------------------------
-
-
-class Server:
-    """daphne on 127.0.0.1:<free port>, stopped by pid (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, kind: str) -> None:
-        self.port = free_port()
-        self.log = Path(tempfile.gettempdir()) / f"seats-bench-gateway-{RUN}-{kind}.log"
-        env = dict(os.environ)
-        env.update(
-            BENCH_CHANNEL_LAYERS=json.dumps(layer_settings(kind)),
-            SEATS_COMMAND_RATE="1000000/s",  # measure the path, not the throttle
-        )
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", DAPHNE_BOOT, "-b", "127.0.0.1", "-p", str(self.port)]
-                + ["config.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-2000:]}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/api/events/", headers={"Accept": "application/json"})
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"daphne did not answer:\n{self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if os.environ.get("BENCH_KEEP_LOG") is None:
-            self.log.unlink(missing_ok=True)
 
 
 def background(stop: threading.Event, kind: str) -> list[threading.Thread]:
@@ -386,7 +279,9 @@ def main() -> None:
             from channels.layers import channel_layers
 
             channel_layers.backends = {}
-            server, stop = Server(kind), threading.Event()
+            # daphne's layer from the environment; the throttle lifted: measure the path.
+            server = Server({"CHANNEL_LAYER": kind, "SEATS_COMMAND_RATE": "1000000/s"})
+            stop = threading.Event()
             threads = background(stop, kind)
             try:
                 server.wait_ready()
@@ -395,7 +290,7 @@ def main() -> None:
                 stop.set()
                 for t in threads:
                     t.join(30)
-                server.stop()
+                server.stop(keep_log=os.environ.get("BENCH_KEEP_LOG") is not None)
     finally:
         bench_database_drop()
         cleanup()

@@ -236,3 +236,47 @@ def test_flood_closes_4429(sale):
         await client.disconnect()
 
     run(body)
+
+
+def test_a_buyers_own_hold_is_mine_in_their_snapshot(sale):
+    from django.conf import settings
+    from django.test import Client
+
+    browser = Client()
+    browser.session  # noqa: B018 - saves a session and sets its cookie, as a page load would
+    response = browser.post(
+        f"/api/events/{sale.pk}/holds",
+        data=json.dumps({"seats": ["A-1-2"]}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    session_id = browser.cookies[settings.SESSION_COOKIE_NAME].value
+    cookie = f"{settings.SESSION_COOKIE_NAME}={session_id}".encode()
+
+    async def body():
+        mine = communicator(sale.pk, headers=[*ORIGIN_OK, (b"cookie", cookie)])
+        accepted, _ = await mine.connect(timeout=TIMEOUT)
+        assert accepted
+        snapshot = await mine.receive_json_from(timeout=TIMEOUT)
+        assert snapshot["type"] == "snapshot" and snapshot["seq"] == response.json()["seq"]
+        assert states(snapshot) == "fmf"
+        anonymous, theirs = await connected(sale.pk)  # someone else's hold: just held
+        assert states(theirs) == "fhf"
+        await mine.disconnect()
+        await anonymous.disconnect()
+
+    run(body)
+
+
+def test_an_event_on_sale_but_not_in_the_inventory_closes_4409(sale):
+    # On sale in the database, but event_open_sale never loaded its seats into Redis.
+    listed = EventFactory(venue=sale.venue, sale_status=Event.SaleStatus.ON_SALE)
+
+    async def body():
+        client = communicator(listed.pk)
+        accepted, _ = await client.connect(timeout=TIMEOUT)
+        assert accepted  # accepted first, so the browser sees the code
+        assert await close_code(client) == 4409
+        await client.disconnect()
+
+    run(body)
