@@ -43,7 +43,7 @@ STATS_TOPIC = f"stats-events-bench-{RUN}"
 MAX_CLIENTS = 5_000
 LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "apps.gateway.layers.BoundedRedisPubSubChannelLayer",
 }
 
 bench_env_setup(
@@ -59,7 +59,11 @@ from django.conf import settings  # noqa: E402
 def layer_settings(kind: str) -> dict:
     """The layer daphne builds from ``CHANNEL_LAYER=<kind>`` (config/settings/base.py), for
     the bridge of this process, which loaded its settings before choosing a layer."""
-    limits = {"capacity": 200, "expiry": 30, "group_expiry": 86_400} if kind == "core" else {}
+    limits = (
+        {"capacity": 200, "expiry": 30, "group_expiry": 86_400}
+        if kind == "core"
+        else {"capacity": 200}
+    )
     return {
         "default": {
             "BACKEND": LAYERS[kind],

@@ -114,17 +114,18 @@ KAFKA_TOPIC_STATS_EVENTS = env("KAFKA_TOPIC_STATS_EVENTS", default="stats-events
 # --- channels: WebSocket fan-out over Redis; "pubsub" (default) or "core" --------------
 # pubsub: one PUBLISH per message, each web process copies it to its own sockets; it
 # delivered twice the messages/s of the list-based core layer at 1,000 sockets
-# (bench/gateway.py, docs/architecture.md). Its per-socket queue is unbounded in memory;
-# core bounds it (capacity) at the cost of a Redis list write per socket.
+# (bench/gateway.py, docs/architecture.md). Both bound each socket's queue (capacity).
 CHANNEL_LAYER = env("CHANNEL_LAYER", default="pubsub")
 _CHANNEL_LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "apps.gateway.layers.BoundedRedisPubSubChannelLayer",
 }
+# A socket whose queue is full loses messages, sees a seq gap and resyncs: a slow client
+# cannot grow the web process. core also drops messages older than 30 s.
 _CHANNEL_LAYER_LIMITS = (
-    # A socket over capacity loses messages, sees a seq gap and resyncs; a message older
-    # than 30 s is worth less than a snapshot.
-    {"capacity": 200, "expiry": 30, "group_expiry": 86_400} if CHANNEL_LAYER == "core" else {}
+    {"capacity": 200, "expiry": 30, "group_expiry": 86_400}
+    if CHANNEL_LAYER == "core"
+    else {"capacity": 200}
 )
 CHANNEL_LAYERS = {
     "default": {

@@ -25,7 +25,7 @@ ORIGIN_OK = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 
 CHANNEL_LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "apps.gateway.layers.BoundedRedisPubSubChannelLayer",
 }
 
 
