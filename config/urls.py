@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apps.core.apis import ApiRootApi
+from apps.gateway.frontend import frontend_index
 
 api_patterns = [
     path("", ApiRootApi.as_view(), name="api-root"),
@@ -16,4 +17,7 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    # The seat map app's own routes (frontend/src/App.tsx).
+    path("", frontend_index, name="frontend-events"),
+    path("events/<int:event_id>/", frontend_index, name="frontend-event"),
 ]

@@ -191,7 +191,7 @@ class KafkaBatchConsumer:
         """``kafka_config`` overrides KafkaConsumer settings (tests shorten group timeouts)."""
         if not self.name or not self.topic_settings:
             raise ImproperlyConfigured(f"{type(self).__name__} needs a name and topic_settings")
-        self.group_id = group_id or f"seats-{self.name}"
+        self.group_id = group_id or f"{settings.KAFKA_GROUP_PREFIX}-{self.name}"
         self.kafka_config = kafka_config
         self._producer: KafkaProducer | None = None
 

@@ -1,6 +1,9 @@
 """HTTP API of the write side and its catalog (DESIGN.md, HTTP API). Thin over services."""
 
 from django.shortcuts import get_object_or_404
+from django.utils.cache import get_conditional_response, patch_cache_control
+from django.utils.decorators import method_decorator
+from django.views.decorators.gzip import gzip_page
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -10,7 +13,7 @@ from rest_framework.views import APIView
 from apps.core.http import BuyerRateThrottle, CommandJSONParser, buyer_id_get
 from apps.reservations import services
 from apps.reservations.models import Event
-from apps.reservations.selectors import event_list
+from apps.reservations.selectors import event_layout, event_list
 
 MAX_SEATS_PER_COMMAND = 100
 
@@ -46,6 +49,21 @@ class EventDetailApi(APIView):
     def get(self, request: Request, event_id: int) -> Response:
         event = get_object_or_404(event_list(), pk=event_id)
         return Response(EventOutputSerializer(event).data)
+
+
+# gzip: 20,000 seats' positions are ~1 MB of JSON and compress ~5x; nothing secret in them.
+@method_decorator(gzip_page, name="dispatch")
+class EventLayoutApi(APIView):
+    """What the seat map draws (docs/api.md, Seat map layout). It cannot change while the
+    event is on sale, so browsers keep it for a few minutes and revalidate by ETag."""
+
+    def get(self, request: Request, event_id: int) -> Response:
+        get_object_or_404(event_list(), pk=event_id)
+        body, etag = event_layout(event_id=event_id)
+        response = get_conditional_response(request, etag=etag) or Response(body)
+        response["ETag"] = etag
+        patch_cache_control(response, public=True, max_age=300)
+        return response
 
 
 class CommandApi(APIView):

@@ -1,8 +1,12 @@
 """Read selectors of the catalog."""
 
+import hashlib
+import json
 from decimal import Decimal
 from functools import lru_cache
 
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from apps.reservations.best_available import SeatPlace
@@ -43,6 +47,40 @@ def venue_layout_export(*, venue: Venue) -> dict:
             for s in venue.seats.select_related("section").order_by("id")
         ],
     }
+
+
+@lru_cache(maxsize=32)
+def event_layout(*, event_id: int) -> tuple[dict, str]:
+    """What a seat map draws: sections, price categories and every seat's position; and an
+    ETag for it.
+
+    Cached per process like event_seat_places (a venue cannot change while an event on it
+    is on sale). Seats are ``[key, row, number, x, y, accessible]`` lists: a stadium's
+    50,000 seats as objects would be several times larger for no gain.
+    """
+    event = Event.objects.select_related("venue").get(pk=event_id)
+    venue = event.venue
+    seats: dict[int, list] = {}
+    for section_id, *seat in venue.seats.order_by("section_id", "id").values_list(
+        "section_id", "key", "row", "number", "x", "y", "accessible"
+    ):
+        seats.setdefault(section_id, []).append(seat)
+    body = {
+        "event_id": event.pk,
+        "venue": venue.name,
+        "currency": settings.SEATS_CURRENCY,
+        "focal_point": {"x": venue.focal_x, "y": venue.focal_y},
+        "categories": [
+            {"id": c.pk, "name": c.name, "price": str(c.price), "color": c.color}
+            for c in venue.price_categories.all()
+        ],
+        "sections": [
+            {"id": s.pk, "name": s.name, "category_id": s.category_id, "seats": seats.get(s.pk, [])}
+            for s in venue.sections.all()
+        ],
+    }
+    digest = hashlib.sha256(json.dumps(body, cls=DjangoJSONEncoder).encode()).hexdigest()
+    return body, f'"{digest[:32]}"'
 
 
 @lru_cache(maxsize=32)

@@ -6,6 +6,7 @@ from apps.reservations import apis
 urlpatterns = [
     path("events/", apis.EventListApi.as_view(), name="event-list"),
     path("events/<int:event_id>", apis.EventDetailApi.as_view(), name="event-detail"),
+    path("events/<int:event_id>/layout", apis.EventLayoutApi.as_view(), name="event-layout"),
     path(
         "events/<int:event_id>/holds",
         idempotent(apis.HoldCreateApi.as_view()),

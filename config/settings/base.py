@@ -72,6 +72,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The buyer's seat map (frontend/, built by `make install`): index.html is served by
+# apps.gateway.frontend at / and /events/<id>/, the rest by WhiteNoise from this folder.
+FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+WHITENOISE_ROOT = FRONTEND_DIST
+# Vite names every built asset "<name>-<8-char content hash>.<ext>" under assets/: a new
+# build gets new names, so browsers may keep these forever.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/?assets/.+-[A-Za-z0-9_-]{8}\.\w+$"
+# Prices are stored as decimals without a currency; this is the one they are in.
+SEATS_CURRENCY = env("SEATS_CURRENCY", default="EUR")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Form and JSON bodies larger than this are refused before they are read (uploaded files,
@@ -110,6 +119,9 @@ CACHES = {
 KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.1:9092"])
 KAFKA_TOPIC_SEAT_EVENTS = env("KAFKA_TOPIC_SEAT_EVENTS", default="seat-events")
 KAFKA_TOPIC_STATS_EVENTS = env("KAFKA_TOPIC_STATS_EVENTS", default="stats-events")
+# Consumer groups are "<prefix>-<consumer>": a second deployment (or a test's own stack) on
+# the same broker needs its own.
+KAFKA_GROUP_PREFIX = env("KAFKA_GROUP_PREFIX", default="seats")
 
 # --- channels: WebSocket fan-out over Redis; "pubsub" (default) or "core" --------------
 # pubsub: one PUBLISH per message, each web process copies it to its own sockets; it

@@ -34,3 +34,58 @@ def test_openapi_schema_is_served(client):
     response = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert response.status_code == 200
     assert "/api/events/" in response.json()["paths"]
+
+
+def test_layout_draws_every_seat_with_its_section_category_and_position(client, sale):
+    response = client.get(f"/api/events/{sale.pk}/layout", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["event_id"] == sale.pk
+    assert body["currency"] == "EUR"
+    prices = {c["id"]: c["price"] for c in body["categories"]}
+    sections = {s["name"]: s for s in body["sections"]}
+    assert set(sections) == {"A", "V"}
+    assert prices[sections["A"]["category_id"]] == "50.00"
+    assert prices[sections["V"]["category_id"]] == "80.00"
+    assert [seat[:3] for seat in sections["A"]["seats"]] == [
+        ["A-1-1", "1", 1],
+        ["A-1-2", "1", 2],
+        ["A-1-3", "1", 3],
+    ]
+    key, row, number, x, y, accessible = sections["V"]["seats"][0]
+    assert (key, row, number, accessible) == ("V-1-1", "1", 1, False)
+    assert isinstance(x, float) and isinstance(y, float)
+
+
+def test_layout_is_cacheable_and_revalidates_by_etag(client, sale):
+    first = client.get(f"/api/events/{sale.pk}/layout", HTTP_ACCEPT="application/json")
+    assert "max-age=300" in first["Cache-Control"]
+    assert "public" in first["Cache-Control"]
+
+    again = client.get(
+        f"/api/events/{sale.pk}/layout",
+        HTTP_ACCEPT="application/json",
+        HTTP_IF_NONE_MATCH=first["ETag"],
+    )
+
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+
+
+def test_layout_is_gzipped_when_accepted(client, sale):
+    response = client.get(
+        f"/api/events/{sale.pk}/layout",
+        HTTP_ACCEPT="application/json",
+        HTTP_ACCEPT_ENCODING="gzip",
+    )
+    assert response["Content-Encoding"] == "gzip"
+
+
+def test_layout_of_a_draft_or_unknown_event_is_a_404(client):
+    draft = EventFactory(sale_status=Event.SaleStatus.DRAFT)
+    for event_id in (draft.pk, draft.pk + 1000):
+        response = client.get(f"/api/events/{event_id}/layout", HTTP_ACCEPT="application/json")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
