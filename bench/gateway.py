@@ -36,6 +36,7 @@ from support import (
     bench_env_setup,
     percentile,
     redis_cleanup,
+    relay_and_bridge_start,
 )
 
 SEAT_TOPIC = f"seat-events-bench-{RUN}"
@@ -135,24 +136,6 @@ def seat_keys(event_id: int) -> list[str]:
         .venue.seats.order_by("row", "number")
         .values_list("key", flat=True)
     )
-
-
-# --- the processes: daphne, relay, bridge ----------------------------------------------------
-
-
-def background(stop: threading.Event, kind: str) -> list[threading.Thread]:
-    """The relay and the gateway bridge, as their management commands would run them."""
-    from apps.gateway.bridge import GatewayBridge
-    from apps.reservations.relay import outbox_relay_run
-
-    bridge = GatewayBridge(group_id=f"bench-gateway-{RUN}-{kind}")
-    threads = [
-        threading.Thread(target=outbox_relay_run, kwargs={"stop": stop}, daemon=True),
-        threading.Thread(target=bridge.run, args=(stop,), daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    return threads
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -286,7 +269,7 @@ def main() -> None:
             # daphne's layer from the environment; the throttle lifted: measure the path.
             server = Server({"CHANNEL_LAYER": kind, "SEATS_COMMAND_RATE": "1000000/s"})
             stop = threading.Event()
-            threads = background(stop, kind)
+            threads = relay_and_bridge_start(stop, group_id=f"bench-gateway-{RUN}-{kind}")
             try:
                 server.wait_ready()
                 asyncio.run(phase(kind, server.port, event_id, seats, args))

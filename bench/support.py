@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -157,3 +158,19 @@ class Server:
             print(f"  server log kept: {self.log}")
         else:
             self.log.unlink(missing_ok=True)
+
+
+def relay_and_bridge_start(stop: threading.Event, *, group_id: str) -> list[threading.Thread]:
+    """The outbox relay and the gateway bridge in threads, as their management commands
+    would run them, until ``stop`` is set."""
+    from apps.gateway.bridge import GatewayBridge
+    from apps.reservations.relay import outbox_relay_run
+
+    bridge = GatewayBridge(group_id=group_id)
+    threads = [
+        threading.Thread(target=outbox_relay_run, kwargs={"stop": stop}, daemon=True),
+        threading.Thread(target=bridge.run, args=(stop,), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
