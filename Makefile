@@ -6,7 +6,15 @@ BIN := $(VENV)/bin
 # Re-install whenever a requirements file changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean-local
+# The seat map app (frontend/): its packages, and its build, which Django serves at /.
+NPM_STAMP := frontend/node_modules/.installed
+FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
+	frontend/index.html $(wildcard frontend/*.ts frontend/tsconfig*.json)
+# Browser tests drive Debian's Chromium (Playwright's own download does not work here).
+SEATS_CHROMIUM ?= $(shell command -v chromium || echo /usr/bin/chromium)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: run test lint install clean-local browser
 
 $(STAMP): requirements/*.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +22,18 @@ $(STAMP): requirements/*.txt
 	$(BIN)/python -m pip install --quiet -r requirements/test.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+frontend/dist/index.html: $(NPM_STAMP) $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+
+install: $(STAMP) frontend/dist/index.html
+
+browser:
+	test -x $(SEATS_CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 # Starts (or finds) Postgres, Redis and the Kafka-compatible broker, migrates, seeds the
 # demo and runs every process of DESIGN.md under honcho. Ctrl-C stops all of it.
@@ -25,11 +44,14 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd frontend && npm run typecheck
 
-# The whole suite against real Postgres, Redis and broker (embedded ones if none answer).
-test: lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/backing_services.py exec -- \
-		$(BIN)/python -m pytest $(PYTEST_ARGS)
+# The whole suite: the app's unit tests, then every Python test (browser ones included)
+# against real Postgres, Redis and broker (embedded ones if none answer).
+test: lint browser
+	cd frontend && npm test
+	PATH="$(CURDIR)/$(BIN):$$PATH" SEATS_CHROMIUM=$(SEATS_CHROMIUM) \
+		$(BIN)/python scripts/backing_services.py exec -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Forget the embedded services' data (the demo is re-seeded on the next run).
 clean-local:

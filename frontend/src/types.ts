@@ -1,0 +1,126 @@
+// Shapes of the backend's JSON (docs/api.md), as the app reads them.
+
+export type SaleStatus = "on_sale" | "closed" | string;
+
+export interface EventInfo {
+  id: number;
+  name: string;
+  starts_at: string;
+  sale_status: SaleStatus;
+  venue: string;
+  hold_ttl_seconds: number;
+  max_seats_per_hold: number;
+}
+
+/** [key, row, number, x, y, accessible] */
+export type LayoutSeat = [string, string, number, number, number, boolean];
+
+export interface Category {
+  id: number;
+  name: string;
+  price: string;
+  color: string;
+}
+
+export interface LayoutSection {
+  id: number;
+  name: string;
+  category_id: number;
+  seats: LayoutSeat[];
+}
+
+export interface Layout {
+  event_id: number;
+  venue: string;
+  currency: string;
+  focal_point: { x: number; y: number };
+  categories: Category[];
+  sections: LayoutSection[];
+}
+
+export interface SectionCounts {
+  total: number;
+  free: number;
+  held: number;
+  reserved: number;
+  blocked: number;
+  revenue: string;
+}
+
+export interface SectionStats extends SectionCounts {
+  section_id: number;
+  name: string;
+}
+
+export interface Stats extends SectionCounts {
+  event_id: number;
+  seq: number;
+  seat_seq?: number;
+  sections: SectionStats[];
+}
+
+export interface SnapshotRow {
+  row: string;
+  numbers: number[];
+  states: string;
+}
+
+export interface SnapshotSection {
+  section_id: number;
+  name: string;
+  rows: SnapshotRow[];
+}
+
+export interface SnapshotMessage {
+  type: "snapshot";
+  event_id: number;
+  seq: number;
+  sale_status: SaleStatus;
+  seats: SnapshotSection[];
+  stats: Stats;
+}
+
+export type SeatEventType = "seat.held" | "seat.reserved" | "seat.released" | "seat.blocked";
+
+export interface SeatEnvelope {
+  id: string;
+  type: SeatEventType;
+  event_id: number;
+  seq: number;
+  occurred_at?: string;
+  data: {
+    seats: string[];
+    hold_token?: string;
+    expires_at?: string;
+    reservation_id?: string;
+    reason?: string;
+  };
+}
+
+export interface StatsMessage {
+  type: "stats.updated";
+  event_id: number;
+  seq: number;
+  data?: Stats;
+}
+
+export type ServerMessage =
+  | SnapshotMessage
+  | SeatEnvelope
+  | StatsMessage
+  | { type: "pong" };
+
+export interface HoldResponse {
+  hold_token: string;
+  event_id: number;
+  seats: string[];
+  expires_at: string;
+  seq: number;
+}
+
+export interface ReserveResponse {
+  reservation_id: string;
+  event_id: number;
+  seats: string[];
+  seq: number;
+}

@@ -1,0 +1,106 @@
+"""The real stack for browser tests: the Procfile's processes, started by honcho as `make run`
+starts them, on the running test's database, Redis prefix, Kafka topics and groups.
+
+Only what a buyer's page needs runs: web (daphne), relay, persistence, stats and gateway.
+Celery is left out: nothing in a browser test waits for a hold to expire.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+PROCESSES = ["web", "relay", "persistence", "stats", "gateway"]
+START_S = 60  # a guard against hanging, not a timing
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database (pytest-django's, with its committed rows) as a DATABASE_URL."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Stack:
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def environment(self) -> dict[str, str]:
+        bin_dir = str(Path(sys.executable).parent)  # daphne and python of this virtualenv
+        return os.environ | {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": database_url(),
+            "DATABASE_POOL_SIZE": "4",
+            "SEATS_PORT": str(self.port),
+            "SEATS_REDIS_PREFIX": settings.SEATS_REDIS_PREFIX,
+            "KAFKA_TOPIC_SEAT_EVENTS": settings.KAFKA_TOPIC_SEAT_EVENTS,
+            "KAFKA_TOPIC_STATS_EVENTS": settings.KAFKA_TOPIC_STATS_EVENTS,
+            "KAFKA_GROUP_PREFIX": settings.SEATS_REDIS_PREFIX,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def __enter__(self) -> "Stack":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "honcho"), "start", "-f", "Procfile", *PROCESSES],
+            cwd=ROOT,
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # one process group: stopped together
+        )
+        log.close()
+        try:
+            self._wait_for_web()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _wait_for_web(self) -> None:
+        deadline = time.monotonic() + START_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the stack exited; see {self.log_path}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"web did not answer in {START_S} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # honcho stops its children
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
