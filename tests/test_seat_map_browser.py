@@ -8,12 +8,18 @@ others; A confirms; B's hold attempt fails with a conflict naming A-1-2 alone, k
 selected, and B then holds A-1-3. A reload keeps B's hold. Every step's screenshot is saved
 under artifacts/e2e/, with the measured hold → other-browser latency.
 
+A third page's socket is cut (through Playwright's WebSocket route) and reconnects refused
+for a while: the page says "Reconnecting…" and that its colours may be stale; seats held
+meanwhile show once it is live again.
+
 The venue: section A (50.00) rows 1-2 × seats 1-6, section B (30.00) row 1 × seats 1-6.
 """
 
+import json
 import os
 import re
 import time
+import urllib.request
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -115,6 +121,66 @@ def test_two_buyers_race_for_seats_in_real_browsers(stack):
         time.sleep(0.2)
     reservation = Reservation.objects.get(event_id=event.pk)
     assert sorted(reservation.seats.values_list("seat_key", flat=True)) == ["A-1-1", "A-1-2"]
+
+
+def test_a_dropped_connection_shows_reconnecting_and_comes_back_current(stack):
+    event = sale_open()
+    pipeline_wait(stack, event)
+    with chromium() as browser:
+        dropped_and_back(browser, stack.url, event.pk)
+
+
+def hold_over_http(base_url: str, event_id: int, seats: list[str]) -> None:
+    """Another buyer (no cookies, so no session and no CSRF) holds seats."""
+    request = urllib.request.Request(  # noqa: S310 - our own http URL
+        f"{base_url}/api/events/{event_id}/holds",
+        data=json.dumps({"seats": seats}).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        assert response.status == 201
+
+
+def dropped_and_back(browser, base_url: str, event_id: int) -> None:
+    """The page's socket goes through Playwright's WebSocket route, which forwards it to
+    the server until the test cuts it and refuses reconnects for a while."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    routed: list = []
+    network = {"up": True}
+
+    def route(ws) -> None:
+        if network["up"]:
+            ws.connect_to_server()
+            routed.append(ws)
+        else:
+            ws.close(code=4000, reason="network down")
+
+    page.route_web_socket(re.compile(r"/ws/events/"), route)
+    page.goto(f"{base_url}/events/{event_id}/")
+    connection = page.get_by_test_id("connection")
+    expect(connection).to_have_text("Live")
+    expect(page.get_by_test_id("section-stats")).to_contain_text("6 left in B")
+
+    network["up"] = False
+    routed[-1].close(code=4000, reason="network down")
+    expect(connection).to_have_text("Reconnecting…")
+    expect(page.get_by_role("status").filter(has_text="Connection lost")).to_be_visible()
+    shot(page, "10-reconnecting")
+    # While the page is cut off, another buyer holds B-1-1 and B-1-2.
+    hold_over_http(base_url, event_id, ["B-1-1", "B-1-2"])
+
+    network["up"] = True
+    expect(connection).to_have_text("Live")
+    expect(page.get_by_role("status").filter(has_text="Connection lost")).to_have_count(0)
+    # The new snapshot has what happened meanwhile (not just what arrives from now on).
+    focus_seat(page, ["End", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowLeft", "ArrowLeft"])
+    expect(page.get_by_test_id("seat-focus")).to_have_text("B row 1 seat 1, held by others, €30.00")
+    expect(page.get_by_test_id("section-stats")).to_contain_text("4 left in B")
+    shot(page, "11-back-live")
+    page.close()
 
 
 def two_buyers(browser, url: str) -> float:

@@ -160,7 +160,12 @@ function SeatMapPage({ event, venue }: { event: EventInfo; venue: Venue }) {
       </header>
 
       <main className="event__body">
-        <div className="event__map">
+        <div className={status.kind === "live" ? "event__map" : "event__map event__map--stale"}>
+          {status.kind === "reconnecting" && (
+            <p className="map-stale" role="status">
+              Connection lost: seat colours may be out of date until it is back.
+            </p>
+          )}
           <SeatCanvas
             venue={venue}
             state={state}
