@@ -26,8 +26,11 @@ $(NPM_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund
 	touch $(NPM_STAMP)
 
-frontend/dist/index.html: $(NPM_STAMP) $(FRONTEND_SOURCES)
+# Gzip (and Brotli, when installed) copies beside each built file: WhiteNoise serves them
+# to browsers that accept them.
+frontend/dist/index.html: $(STAMP) $(NPM_STAMP) $(FRONTEND_SOURCES)
 	cd frontend && npm run build
+	$(BIN)/python -m whitenoise.compress --quiet frontend/dist
 
 install: $(STAMP) frontend/dist/index.html
 

@@ -9,8 +9,8 @@ A throwaway database gets one event with ``--seats`` seats (default 20,000: 8 se
 on a free port serves it, with the outbox relay and the gateway bridge in threads. Then a
 headless Chromium (software rendering: no GPU here, so a slow machine's figures):
 
-(a) open the event page: time until it shows "Live" (layout + snapshot fetched, first
-    frame drawn), and the JS heap used then;
+(a) open the event page, twice (the server's caches cold, then warm): time until it shows
+    "Live" (layout + snapshot fetched, first frame drawn), what it fetched, the JS heap;
 (b) 40 wheel zooms and 40 drag steps: the app's own draw times (the "seatmap-draw" user
     timing measures of frontend/src/map/) and the frame intervals the page saw;
 (c) live: ``--rate`` holds per second for ``--seconds`` from new buyers over HTTP; the
@@ -56,6 +56,9 @@ FRAME_RECORDER = """() => {
   requestAnimationFrame(tick);
 }"""
 DRAWS = "() => performance.getEntriesByName('seatmap-draw').map(e => e.duration)"
+RESOURCES = """() => performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/api/') || e.name.includes('/assets/'))
+  .map(e => [new URL(e.name).pathname, e.duration, e.transferSize])"""
 
 
 def event_create(seats: int, taken: float) -> tuple[int, list[str]]:
@@ -148,17 +151,21 @@ def browse(port: int, event_id: int, free: list[str], args) -> None:
     url = f"http://127.0.0.1:{port}/events/{event_id}/"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        cdp = page.context.new_cdp_session(page)
-        cdp.send("Performance.enable")
-
-        began = time.perf_counter()
-        page.goto(url)
-        page.get_by_test_id("connection").filter(has_text="Live").wait_for(timeout=60_000)
-        page.wait_for_function("() => performance.getEntriesByName('seatmap-draw').length > 0")
-        loaded = time.perf_counter() - began
-        print(f"(a) page open → Live with the map drawn: {loaded * 1000:.0f} ms")
-        print(f"    JS heap used: {heap_mb(cdp):.1f} MB")
+        # Twice, each in a fresh browser context (empty HTTP cache): the first open meets
+        # the server's per-process caches cold, the second is what later buyers get.
+        for label in ("cold server", "warm server"):
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            began = time.perf_counter()
+            page.goto(url)
+            page.get_by_test_id("connection").filter(has_text="Live").wait_for(timeout=60_000)
+            page.wait_for_function("() => performance.getEntriesByName('seatmap-draw').length > 0")
+            loaded = time.perf_counter() - began
+            print(f"(a) {label}: page open → Live with the map drawn: {loaded * 1000:.0f} ms")
+            for name, duration, size in page.evaluate(RESOURCES):
+                print(f"    {name}: {duration:.0f} ms, {size / 1000:.0f} kB over the wire")
+            print(f"    JS heap used: {heap_mb(cdp):.1f} MB")
 
         page.evaluate("() => performance.clearMeasures('seatmap-draw')")
         page.evaluate(FRAME_RECORDER)

@@ -1,11 +1,13 @@
 """HTTP API of the write side and its catalog (DESIGN.md, HTTP API). Thin over services."""
 
+import re
+
+from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
-from django.utils.cache import get_conditional_response, patch_cache_control
-from django.utils.decorators import method_decorator
-from django.views.decorators.gzip import gzip_page
+from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAdminUser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +18,7 @@ from apps.reservations.models import Event
 from apps.reservations.selectors import event_layout, event_list
 
 MAX_SEATS_PER_COMMAND = 100
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
 
 
 class SeatListField(serializers.ListField):
@@ -51,17 +54,27 @@ class EventDetailApi(APIView):
         return Response(EventOutputSerializer(event).data)
 
 
-# gzip: 20,000 seats' positions are ~1 MB of JSON and compress ~5x; nothing secret in them.
-@method_decorator(gzip_page, name="dispatch")
 class EventLayoutApi(APIView):
     """What the seat map draws (docs/api.md, Seat map layout). It cannot change while the
-    event is on sale, so browsers keep it for a few minutes and revalidate by ETag."""
+    event is on sale, so browsers keep it for a few minutes and revalidate by ETag. JSON
+    clients get the bytes encoded (and gzipped) once per process; the browsable API renders
+    as usual."""
 
-    def get(self, request: Request, event_id: int) -> Response:
+    def get(self, request: Request, event_id: int) -> HttpResponseBase:
         get_object_or_404(event_list(), pk=event_id)
-        body, etag = event_layout(event_id=event_id)
-        response = get_conditional_response(request, etag=etag) or Response(body)
-        response["ETag"] = etag
+        layout = event_layout(event_id=event_id)
+        response = get_conditional_response(request, etag=layout.etag)
+        if response is None and isinstance(request.accepted_renderer, JSONRenderer):
+            gzipped = ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", ""))
+            response = HttpResponse(
+                layout.gzipped if gzipped else layout.json, content_type="application/json"
+            )
+            if gzipped:
+                response["Content-Encoding"] = "gzip"
+        elif response is None:
+            response = Response(layout.body)
+        response["ETag"] = layout.etag
+        patch_vary_headers(response, ["Accept", "Accept-Encoding"])
         patch_cache_control(response, public=True, max_age=300)
         return response
 

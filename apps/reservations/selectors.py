@@ -1,7 +1,9 @@
 """Read selectors of the catalog."""
 
+import gzip
 import hashlib
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
@@ -49,14 +51,22 @@ def venue_layout_export(*, venue: Venue) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class EventLayout:
+    body: dict
+    json: bytes  # the body, encoded once
+    gzipped: bytes  # and compressed once: ~1 MB for 20,000 seats costs ~90 ms to gzip
+    etag: str
+
+
 @lru_cache(maxsize=32)
-def event_layout(*, event_id: int) -> tuple[dict, str]:
-    """What a seat map draws: sections, price categories and every seat's position; and an
-    ETag for it.
+def event_layout(*, event_id: int) -> EventLayout:
+    """What a seat map draws: sections, price categories and every seat's position.
 
     Cached per process like event_seat_places (a venue cannot change while an event on it
-    is on sale). Seats are ``[key, row, number, x, y, accessible]`` lists: a stadium's
-    50,000 seats as objects would be several times larger for no gain.
+    is on sale), encoded and compressed: every buyer of an on-sale fetches it. Seats are
+    ``[key, row, number, x, y, accessible]`` lists: a stadium's 50,000 seats as objects
+    would be several times larger for no gain.
     """
     event = Event.objects.select_related("venue").get(pk=event_id)
     venue = event.venue
@@ -79,8 +89,13 @@ def event_layout(*, event_id: int) -> tuple[dict, str]:
             for s in venue.sections.all()
         ],
     }
-    digest = hashlib.sha256(json.dumps(body, cls=DjangoJSONEncoder).encode()).hexdigest()
-    return body, f'"{digest[:32]}"'
+    encoded = json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    return EventLayout(
+        body=body,
+        json=encoded,
+        gzipped=gzip.compress(encoded, compresslevel=6),
+        etag=f'"{hashlib.sha256(encoded).hexdigest()[:32]}"',
+    )
 
 
 @lru_cache(maxsize=32)

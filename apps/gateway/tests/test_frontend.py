@@ -1,5 +1,7 @@
 """The built seat map app, served by Django: index.html never cached, hashed assets forever."""
 
+import gzip
+
 import pytest
 from django.test import Client
 
@@ -52,3 +54,15 @@ def test_unbuilt_app_says_how_to_build_it(settings, tmp_path):
     response = Client().get("/")
     assert response.status_code == 503
     assert b"make install" in response.content
+
+
+def test_assets_are_sent_compressed_to_browsers_that_accept_it(dist):
+    # What `make install` does: compressed copies beside the build (smaller, or unused).
+    script = b"console.log('seats');\n" * 200
+    (dist / "assets" / "vendor-Zz12_-yZ.js").write_bytes(script)
+    (dist / "assets" / "vendor-Zz12_-yZ.js.gz").write_bytes(gzip.compress(script))
+
+    response = Client().get("/assets/vendor-Zz12_-yZ.js", HTTP_ACCEPT_ENCODING="gzip")
+
+    assert response["Content-Encoding"] == "gzip"
+    assert gzip.decompress(b"".join(response.streaming_content)) == script

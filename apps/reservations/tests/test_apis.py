@@ -1,3 +1,6 @@
+import gzip
+import json
+
 import pytest
 
 from apps.reservations.models import Event
@@ -75,12 +78,24 @@ def test_layout_is_cacheable_and_revalidates_by_etag(client, sale):
 
 
 def test_layout_is_gzipped_when_accepted(client, sale):
+    plain = client.get(f"/api/events/{sale.pk}/layout", HTTP_ACCEPT="application/json")
     response = client.get(
         f"/api/events/{sale.pk}/layout",
         HTTP_ACCEPT="application/json",
-        HTTP_ACCEPT_ENCODING="gzip",
+        HTTP_ACCEPT_ENCODING="gzip, deflate, br",
     )
+
+    assert "Content-Encoding" not in plain
     assert response["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.content)) == plain.json()
+    assert "Accept-Encoding" in response["Vary"]
+
+
+def test_layout_is_browsable(client, sale):
+    response = client.get(f"/api/events/{sale.pk}/layout", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert b"A-1-1" in response.content
+    assert "Content-Encoding" not in response
 
 
 def test_layout_of_a_draft_or_unknown_event_is_a_404(client):
