@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, apiCommand, csrfToken } from "./api";
+import { ApiError, apiCommand, csrfToken, serverClockNote, serverNow } from "./api";
 
 afterEach(() => {
   vi.unstubAllGlobals();
@@ -81,5 +81,17 @@ describe("api", () => {
     const keys = fetch.mock.calls.map(([, init]) => init.headers["Idempotency-Key"]);
     expect(new Set(keys.slice(0, 4)).size).toBe(1);
     expect(keys[4]).not.toBe(keys[0]);
+  });
+
+  it("follows the server's clock when the buyer's is off by more than the Date header's resolution", () => {
+    const local = Date.now();
+    serverClockNote(new Date(local + 5 * 60_000).toUTCString(), local);
+    expect(serverNow() - Date.now()).toBeGreaterThan(5 * 60_000 - 2_000);
+
+    serverClockNote(new Date(local - 800).toUTCString(), local); // within resolution: agree
+    expect(Math.abs(serverNow() - Date.now())).toBeLessThan(50);
+
+    serverClockNote(null, local); // no header: nothing learnt
+    expect(Math.abs(serverNow() - Date.now())).toBeLessThan(50);
   });
 });

@@ -31,7 +31,26 @@ export function csrfToken(cookie: string = document.cookie): string | null {
   return null;
 }
 
+// The server's clock, as far as its Date header tells (1 s resolution). Hold expiry times
+// are the server's, and a buyer's clock may be minutes off: a countdown on the local clock
+// would then end a hold early, or show one that is already gone.
+const CLOCK_TOLERANCE_MS = 2_000;
+let clockOffsetMs = 0;
+
+export function serverNow(): number {
+  return Date.now() + clockOffsetMs;
+}
+
+export function serverClockNote(dateHeader: string | null, localNow: number = Date.now()): void {
+  const serverTime = Date.parse(dateHeader ?? "");
+  if (Number.isNaN(serverTime)) return;
+  const offset = serverTime - localNow;
+  // Within the header's resolution (and the request's latency) the clocks agree.
+  clockOffsetMs = Math.abs(offset) > CLOCK_TOLERANCE_MS ? offset : 0;
+}
+
 async function parsed<T>(response: Response): Promise<T> {
+  serverClockNote(response.headers.get("Date"));
   const text = await response.text();
   let body: unknown = null;
   try {

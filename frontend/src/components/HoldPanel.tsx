@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
 import type { HoldAction } from "../hold/useHold";
 import type { MyHold } from "../protocol/seatState";
+import { serverNow } from "../api";
 import { countdownText } from "../format";
 
 export interface HoldPanelProps {
@@ -15,9 +16,9 @@ export interface HoldPanelProps {
 }
 
 function useNow(intervalMs: number): number {
-  const [now, setNow] = useState(() => Date.now());
+  const [now, setNow] = useState(() => serverNow());
   useEffect(() => {
-    const timer = window.setInterval(() => setNow(Date.now()), intervalMs);
+    const timer = window.setInterval(() => setNow(serverNow()), intervalMs);
     return () => window.clearInterval(timer);
   }, [intervalMs]);
   return now;

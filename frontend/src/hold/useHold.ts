@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { ApiError, apiCommand, errorText } from "../api";
+import { ApiError, apiCommand, errorText, serverNow } from "../api";
 import type { FeedUpdate } from "../live/liveFeed";
 import type { Venue } from "../map/venue";
 import { holdAfterSnapshot, type MyHold } from "../protocol/seatState";
@@ -34,7 +34,7 @@ function storage(): Storage {
 
 export function useHold(eventId: number, venue: Venue) {
   const [hold, setHoldState] = useState<MyHold | null>(() =>
-    holdRestore(storage(), eventId, Date.now()),
+    holdRestore(storage(), eventId, serverNow()),
   );
   const [busy, setBusy] = useState<HoldAction | null>(null);
   const [notices, setNotices] = useState<HoldNotices>(NO_NOTICES);
@@ -60,7 +60,7 @@ export function useHold(eventId: number, venue: Venue) {
 
   useEffect(() => {
     if (!hold) return;
-    const timer = window.setTimeout(expire, Math.max(0, Date.parse(hold.expiresAt) - Date.now()));
+    const timer = window.setTimeout(expire, Math.max(0, Date.parse(hold.expiresAt) - serverNow()));
     return () => window.clearTimeout(timer);
   }, [hold, expire]);
 
