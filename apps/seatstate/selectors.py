@@ -2,7 +2,9 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
+from apps.reservations.best_available import SeatPlace
 from apps.reservations.selectors import event_seat_places, event_sections
 from apps.reservations.services import inventory_snapshot_get
 
@@ -18,6 +20,15 @@ class SeatMap:
     sections: list[dict]
 
 
+@lru_cache(maxsize=32)
+def _places_in_map_order(event_id: int) -> list[SeatPlace]:
+    """The event's seats by section, row and number (cached like event_seat_places, which
+    it sorts: once per process, not once per snapshot)."""
+    places, _ = event_seat_places(event_id=event_id)
+    # (len, label) sorts "2" before "10" and "Z" before "AA", as rows run in a hall.
+    return sorted(places, key=lambda p: (p.section_id, len(p.row), p.row, p.number))
+
+
 def seat_map_get(*, event_id: int, buyer: str | None, section_id: int | None = None) -> SeatMap:
     """Sections → rows → seat numbers and a state string, one character per seat.
 
@@ -25,11 +36,9 @@ def seat_map_get(*, event_id: int, buyer: str | None, section_id: int | None = N
     SaleNotOpen for an event whose seats are not in the live inventory.
     """
     snapshot = inventory_snapshot_get(event_id=event_id)
-    places, _ = event_seat_places(event_id=event_id)
     names = event_sections(event_id=event_id)
     rows: dict[int, dict[str, list]] = defaultdict(dict)
-    # (len, label) sorts "2" before "10" and "Z" before "AA", as rows run in a hall.
-    for place in sorted(places, key=lambda p: (p.section_id, len(p.row), p.row, p.number)):
+    for place in _places_in_map_order(event_id):
         if section_id is not None and place.section_id != section_id:
             continue
         state, ref = snapshot.seat_state(place.key)
