@@ -31,17 +31,18 @@ import time
 
 from support import (
     RUN,
+    SEAT_TOPIC,
+    STATS_TOPIC,
     Server,
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
+    bench_topics_delete,
     percentile,
     redis_cleanup,
     relay_and_bridge_start,
 )
 
-SEAT_TOPIC = f"seat-events-bench-{RUN}"
-STATS_TOPIC = f"stats-events-bench-{RUN}"
 MAX_CLIENTS = 5_000
 LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
@@ -82,26 +83,8 @@ def layer_settings(kind: str) -> dict:
 
 
 def cleanup() -> None:
-    from kafka import KafkaAdminClient
-
-    from apps.core.consumers import dead_letter_topic
-
     redis_cleanup()
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
-    )
-    try:
-        ours = {
-            SEAT_TOPIC,
-            STATS_TOPIC,
-            dead_letter_topic(SEAT_TOPIC),
-            dead_letter_topic(STATS_TOPIC),
-        }
-        doomed = sorted(set(admin.list_topics()) & ours)
-        if doomed:
-            admin.delete_topics(doomed)
-    finally:
-        admin.close()
+    bench_topics_delete()
 
 
 def event_create(seats: int, kind: str) -> int:

@@ -30,15 +30,17 @@ from support import (
     BENCH_DB,
     PREFIX,
     RUN,
+    SEAT_TOPIC,
+    STATS_TOPIC,
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
+    bench_event_create,
+    bench_row_seats,
+    bench_topics_delete,
     percentile,
     redis_cleanup,
 )
-
-SEAT_TOPIC = f"seat-events-bench-{RUN}"
-STATS_TOPIC = f"stats-events-bench-{RUN}"
 
 # Before Django reads its settings: the topics are this run's own, like keys and database.
 bench_env_setup(
@@ -56,67 +58,6 @@ SECTIONS, ROWS = 10, 40
 HOLD_TTL_S = 3600  # nothing expires mid-run
 
 
-# --- setup and cleanup -------------------------------------------------------------------
-
-
-def topics_delete() -> list[str]:
-    from kafka import KafkaAdminClient
-
-    from apps.core.consumers import dead_letter_topic
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
-    )
-    try:
-        existing = set(admin.list_topics())
-        ours = {
-            SEAT_TOPIC,
-            STATS_TOPIC,
-            dead_letter_topic(SEAT_TOPIC),
-            dead_letter_topic(STATS_TOPIC),
-        }
-        doomed = sorted(existing & ours)
-        if doomed:
-            admin.delete_topics(doomed)
-        return doomed
-    finally:
-        admin.close()
-
-
-def event_create(seats: int):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from apps.reservations import services
-    from apps.reservations.layouts import SeatGrid
-    from apps.reservations.models import Event, PriceCategory, Section, Venue
-
-    per_row = max(1, seats // (SECTIONS * ROWS))
-    venue = Venue.objects.create(name=f"Bench stadium {RUN}", focal_x=0.0, focal_y=-50.0)
-    categories = [
-        PriceCategory.objects.create(venue=venue, name=name, price=Decimal(price))
-        for name, price in (("Floor", "120"), ("Lower", "80"), ("Upper", "45"))
-    ]
-    for s in range(SECTIONS):
-        section = Section.objects.create(
-            venue=venue, name=f"S{s + 1}", category=categories[s % len(categories)]
-        )
-        grid = SeatGrid(rows=ROWS, seats_per_row=per_row, x=s * (per_row + 5) * 10.0)
-        services.section_seats_generate(section=section, grid=grid)
-    event = Event.objects.create(
-        venue=venue,
-        name=f"Bench show {RUN}",
-        starts_at=timezone.now() + timedelta(days=30),
-        sale_status=Event.SaleStatus.DRAFT,
-        hold_ttl_seconds=HOLD_TTL_S,
-        max_seats_per_hold=10,
-    )
-    services.event_open_sale(event=event)
-    return event
-
-
 # --- traffic through the real write side -----------------------------------------------
 
 
@@ -125,12 +66,7 @@ def traffic(event, target_events: int, rng: random.Random) -> dict[str, int]:  #
     from apps.reservations import services
     from apps.reservations.errors import SeatsUnavailable
 
-    rows: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    for key, section, row, number in event.venue.seats.values_list(
-        "key", "section__name", "row", "number"
-    ):
-        rows.setdefault((section, row), []).append((number, key))
-    row_seats = [[k for _, k in sorted(seats)] for seats in rows.values()]
+    row_seats = bench_row_seats(event)
     free = {key for seats in row_seats for key in seats}
     counts = {"holds": 0, "reserves": 0, "releases": 0, "blocks": 0, "cancels": 0, "conflicts": 0}
     reservations: list[str] = []
@@ -311,7 +247,9 @@ def main() -> None:
         bench_database_create()
         db_created = True
         began = time.perf_counter()
-        event = event_create(args.seats)
+        event = bench_event_create(
+            seats=args.seats, sections=SECTIONS, rows=ROWS, hold_ttl_s=HOLD_TTL_S
+        )
         seat_count = event.venue.seats.count()
         print(
             f"  event: {seat_count:,} seats created and on sale in "
@@ -346,7 +284,7 @@ def main() -> None:
             notes.append(f"database {BENCH_DB} dropped")
         notes.insert(0, f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted")
         try:
-            notes.append(f"topics deleted: {', '.join(topics_delete()) or 'none'}")
+            notes.append(f"topics deleted: {', '.join(bench_topics_delete()) or 'none'}")
         except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
             notes.append(f"topics not deleted ({exc!r})")
         print("cleanup: " + "; ".join(notes))

@@ -29,17 +29,18 @@ import time
 
 from support import (
     RUN,
+    SEAT_TOPIC,
+    STATS_TOPIC,
     Server,
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
+    bench_topics_delete,
     percentile,
     redis_cleanup,
     relay_and_bridge_start,
 )
 
-SEAT_TOPIC = f"seat-events-bench-{RUN}"
-STATS_TOPIC = f"stats-events-bench-{RUN}"
 bench_env_setup(
     defaults={"DJANGO_DEBUG": "false"},
     KAFKA_TOPIC_SEAT_EVENTS=SEAT_TOPIC,
@@ -226,6 +227,7 @@ def main() -> None:
             server.stop(keep_log=os.environ.get("BENCH_KEEP_LOG") is not None)
         bench_database_drop()
         redis_cleanup()
+        bench_topics_delete()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from support import (
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
+    bench_event_create,
+    bench_row_seats,
     percentile,
     redis_cleanup,
 )
@@ -56,54 +58,14 @@ def latency_line(label: str, seconds: list[float]) -> str:
     )
 
 
-# --- setup and cleanup -------------------------------------------------------------------
-
-
-def event_create(seats: int):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from apps.reservations import services
-    from apps.reservations.layouts import SeatGrid
-    from apps.reservations.models import Event, PriceCategory, Section, Venue
-
-    per_row = max(1, seats // (SECTIONS * ROWS))
-    venue = Venue.objects.create(name=f"Bench stadium {RUN}", focal_x=0.0, focal_y=-50.0)
-    categories = [
-        PriceCategory.objects.create(venue=venue, name=name, price=Decimal(price))
-        for name, price in (("Floor", "150"), ("Lower", "90"), ("Upper", "45"))
-    ]
-    for s in range(SECTIONS):
-        section = Section.objects.create(
-            venue=venue, name=f"S{s + 1}", category=categories[s % len(categories)]
-        )
-        # One bulk_create per section (grid_seats + bulk_create in batches of 2,000).
-        grid = SeatGrid(rows=ROWS, seats_per_row=per_row, x=s * (per_row + 5) * 10.0)
-        services.section_seats_generate(section=section, grid=grid)
-    event = Event.objects.create(
-        venue=venue,
-        name=f"Bench show {RUN}",
-        starts_at=timezone.now() + timedelta(days=30),
-        sale_status=Event.SaleStatus.DRAFT,
-        hold_ttl_seconds=HOLD_TTL_S,
-        max_seats_per_hold=10,
-    )
-    services.event_open_sale(event=event)
-    return event
+# --- setup -------------------------------------------------------------------------------
 
 
 def seats_take(event, share: float, rng: random.Random) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Hold, reserve and block until ``share`` of the seats are not free."""
     from apps.reservations import services
 
-    rows: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    for key, section, row, number in event.venue.seats.values_list(
-        "key", "section__name", "row", "number"
-    ):
-        rows.setdefault((section, row), []).append((number, key))
-    row_seats = [[k for _, k in sorted(seats)] for seats in rows.values()]
+    row_seats = bench_row_seats(event)
     total = sum(len(r) for r in row_seats)
     free = {key for seats in row_seats for key in seats}
     goal = int(share * total)
@@ -235,7 +197,9 @@ def main() -> None:
         bench_database_create()
         db_created = True
         began = time.perf_counter()
-        event = event_create(args.seats)
+        event = bench_event_create(
+            seats=args.seats, sections=SECTIONS, rows=ROWS, hold_ttl_s=HOLD_TTL_S
+        )
         seat_count = event.venue.seats.count()
         print(
             f"  event: {seat_count:,} seats created and on sale in "

@@ -24,6 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 RUN = uuid.uuid4().hex[:8]
 PREFIX = f"seats-bench-{RUN}"
+# This run's own topics, for the scripts that publish (pass them to bench_env_setup).
+SEAT_TOPIC = f"seat-events-bench-{RUN}"
+STATS_TOPIC = f"stats-events-bench-{RUN}"
 BENCH_DB = f"seats_bench_{RUN}"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 BENCH_DB_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{BENCH_DB}"
@@ -96,6 +99,77 @@ def redis_cleanup() -> int:
     for i in range(0, len(keys), 1000):
         redis.delete(*keys[i : i + 1000])
     return len(keys)
+
+
+def bench_topics_delete() -> list[str]:
+    """Delete this run's topics (and their dead-letter topics); returns those that existed."""
+    from django.conf import settings
+    from kafka import KafkaAdminClient
+
+    from apps.core.consumers import dead_letter_topic
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
+    )
+    try:
+        ours = {
+            SEAT_TOPIC,
+            STATS_TOPIC,
+            dead_letter_topic(SEAT_TOPIC),
+            dead_letter_topic(STATS_TOPIC),
+        }
+        doomed = sorted(set(admin.list_topics()) & ours)
+        if doomed:
+            admin.delete_topics(doomed)
+        return doomed
+    finally:
+        admin.close()
+
+
+def bench_event_create(*, seats: int, sections: int, rows: int, hold_ttl_s: int):  # type: ignore[no-untyped-def]
+    """A venue of ``sections`` side by side, ``rows`` rows each, ``seats`` in all, in three
+    price bands; and an event on it, put on sale (seats loaded into Redis)."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from apps.reservations import services
+    from apps.reservations.layouts import SeatGrid
+    from apps.reservations.models import Event, PriceCategory, Section, Venue
+
+    per_row = max(1, seats // (sections * rows))
+    venue = Venue.objects.create(name=f"Bench stadium {RUN}", focal_x=0.0, focal_y=-50.0)
+    categories = [
+        PriceCategory.objects.create(venue=venue, name=name, price=Decimal(price))
+        for name, price in (("Floor", "150"), ("Lower", "90"), ("Upper", "45"))
+    ]
+    for s in range(sections):
+        section = Section.objects.create(
+            venue=venue, name=f"S{s + 1}", category=categories[s % len(categories)]
+        )
+        grid = SeatGrid(rows=rows, seats_per_row=per_row, x=s * (per_row + 5) * 10.0)
+        services.section_seats_generate(section=section, grid=grid)
+    event = Event.objects.create(
+        venue=venue,
+        name=f"Bench show {RUN}",
+        starts_at=timezone.now() + timedelta(days=30),
+        sale_status=Event.SaleStatus.DRAFT,
+        hold_ttl_seconds=hold_ttl_s,
+        max_seats_per_hold=10,
+    )
+    services.event_open_sale(event=event)
+    return event
+
+
+def bench_row_seats(event) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """The event's seat keys, one list per row, in seat-number order."""
+    rows: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for key, section, row, number in event.venue.seats.values_list(
+        "key", "section__name", "row", "number"
+    ):
+        rows.setdefault((section, row), []).append((number, key))
+    return [[key for _, key in sorted(seats)] for seats in rows.values()]
 
 
 class Server:

@@ -18,9 +18,7 @@ again when restarted in its group; the result must still be exact.
 
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -28,16 +26,16 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from apps.core.consumers import KafkaBatchConsumer, consumer_class_get
-from apps.core.kafka import kafka_producer_create, topics_ensure
+from apps.core.kafka import topics_ensure
 from apps.core.models import ProjectionCursor
 from apps.core.redis import redis_client_get
+from apps.core.tests.pipeline import WAIT_S, relay, wait_until
 from apps.persistence.models import Reservation, ReservedSeat
 from apps.reservations import services
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event
 from apps.reservations.redis.inventory import Snapshot
 from apps.reservations.redis.keys import event_keys
-from apps.reservations.relay import outbox_relay_once
 from apps.reservations.selectors import event_seat_places, event_sections
 from apps.reservations.tests.factories import EventFactory, SectionFactory
 from apps.stats.reconcile import event_reconcile
@@ -46,7 +44,6 @@ from apps.stats.reconcile import event_reconcile
 # transactions, so the test cannot run inside one.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WAIT_S = 90  # a guard against hanging (Tansu's first group join takes seconds), not a timing
 STATE_OF_CODE = {"f": "free", "h": "held", "m": "held", "r": "reserved", "b": "blocked"}
 
 
@@ -81,22 +78,6 @@ def staff() -> Client:
     client = Client()
     client.force_login(admin)
     return client
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-def relay() -> int:
-    producer = kafka_producer_create()
-    try:
-        return outbox_relay_once(producer=producer)
-    finally:
-        producer.close(timeout=5)
 
 
 def redis_seq(event: Event) -> int:

@@ -11,7 +11,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -35,13 +35,11 @@ from apps.core.consumers import (
 )
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.models import ProjectionCursor
+from apps.core.tests.pipeline import WAIT_S, wait_until
 
 # The consumer runs in its own thread with its own connection: it must see, and commit,
 # real transactions.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# Only a guard against hanging forever when something is broken; never a speed assertion.
-WAIT_S = 60
 
 
 class SimulatedCrash(Exception):
@@ -147,14 +145,6 @@ def produce(topic: str, values: list[bytes], key: int = 7) -> None:
             future.get(timeout=0)
     finally:
         producer.close(timeout=5)
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 @contextmanager

@@ -3,7 +3,6 @@ stats projector, for stats.updated) → channel layer → a WebSocket of the eve
 broker and Postgres; both channels_redis layers (the fixture of test_consumers)."""
 
 import json
-import threading
 import uuid
 
 import pytest
@@ -12,7 +11,8 @@ from django.conf import settings
 from kafka import KafkaConsumer
 
 from apps.core.consumers import consumer_class_get
-from apps.core.kafka import kafka_producer_create, topics_ensure
+from apps.core.kafka import topics_ensure
+from apps.core.tests.pipeline import WAIT_S, Running, relay
 from apps.gateway.bridge import GatewayBridge
 from apps.gateway.tests.test_consumers import (  # noqa: F401 - channel_layer_kind: a fixture
     TIMEOUT,
@@ -23,56 +23,16 @@ from apps.gateway.tests.test_consumers import (  # noqa: F401 - channel_layer_ki
 )
 from apps.reservations import services
 from apps.reservations.models import Event
-from apps.reservations.relay import outbox_relay_once
 from apps.stats.consumers import StatsConsumer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-JOIN_S = 60  # a guard against hanging, not a speed assertion
 HOLDS = 3
 
 
 @pytest.fixture
 def sale() -> Event:
     return sale_open()
-
-
-class Running:
-    """Kafka consumers in threads, each in a consumer group of this test's own."""
-
-    def __init__(self, *classes: type) -> None:
-        self.consumers = [cls(group_id=f"test-{uuid.uuid4().hex[:10]}") for cls in classes]
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        self.threads = [
-            threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.consumers
-        ]
-
-    def _run(self, consumer) -> None:
-        try:
-            consumer.run(self.stop)
-        except BaseException as exc:  # handed to the test
-            self.errors.append(exc)
-
-    def __enter__(self) -> "Running":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(JOIN_S)
-            assert not thread.is_alive(), "a consumer did not stop"
-        assert not self.errors, self.errors
-
-
-def relay() -> int:
-    producer = kafka_producer_create()
-    try:
-        return outbox_relay_once(producer=producer)
-    finally:
-        producer.close(timeout=5)
 
 
 def holds_make(event_id: int) -> list[int]:
@@ -99,7 +59,7 @@ def test_published_envelopes_reach_the_events_sockets_in_order(sale):
         # The stats projector publishes a coalesced stats.updated once the holds are applied;
         # it is consistent with the last seat seq and arrives over the other topic.
         while not any(m["type"] == "stats.updated" and m["seq"] == seqs[-1] for m in received):
-            received.append(json.loads(await client.receive_from(timeout=JOIN_S)))
+            received.append(json.loads(await client.receive_from(timeout=WAIT_S)))
         seat = [m for m in received if m["type"].startswith("seat.")]
         assert [m["seq"] for m in seat] == seqs  # each once, in order
         assert [m["type"] for m in seat] == ["seat.held"] * HOLDS

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.test import Client
 
 from apps.core.kafka import topics_ensure
+from apps.core.tests.pipeline import WAIT_S, Running, relay
 from apps.gateway.bridge import GatewayBridge
-from apps.gateway.tests.test_bridge import JOIN_S, Running, relay
 from apps.gateway.tests.test_consumers import (  # noqa: F401 - channel_layer_kind: a fixture
     TIMEOUT,
     channel_layer_kind,
@@ -103,7 +103,7 @@ class Browser:
         return self
 
     async def receive(self) -> dict:
-        return json.loads(await self.client.receive_from(timeout=JOIN_S))
+        return json.loads(await self.client.receive_from(timeout=WAIT_S))
 
     def handle(self, message: dict) -> None:
         kind = message["type"]

@@ -1,10 +1,7 @@
 """End to end: the write side's events, published by the relay → the persistence consumer →
 rows. Real Redis, broker and Postgres."""
 
-import threading
 import time
-import uuid
-from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -14,63 +11,19 @@ from kafka import KafkaConsumer, TopicPartition
 from apps.core.consumers import dead_letter_topic
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.models import ProjectionCursor
+from apps.core.tests.pipeline import WAIT_S, Running, relay, wait_until
 from apps.persistence.consumers import PersistenceConsumer
 from apps.persistence.models import Reservation, ReservedSeat
 from apps.persistence.tests.helpers import outbox_envelopes, reserve, reserved_envelope
 from apps.reservations import services
-from apps.reservations.relay import outbox_relay_once
 
 # The consumer thread has its own connection: it must see and commit real transactions.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-WAIT_S = 60  # a guard against hanging, not a speed assertion
 
 
 @pytest.fixture(autouse=True)
 def _topic(settings):
     topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS])
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-class Running:
-    """The persistence consumer in a thread, in a consumer group of this test's own."""
-
-    def __init__(self) -> None:
-        self.consumer = PersistenceConsumer(group_id=f"test-{uuid.uuid4().hex[:10]}")
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.consumer.run(self.stop)
-        except BaseException as exc:  # handed to the test
-            self.error = exc
-
-    def __enter__(self) -> "Running":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        self.thread.join(WAIT_S)
-        assert not self.thread.is_alive(), "the consumer did not stop"
-        assert self.error is None, self.error
-
-
-def relay() -> int:
-    producer = kafka_producer_create()
-    try:
-        return outbox_relay_once(producer=producer)
-    finally:
-        producer.close(timeout=5)
 
 
 def test_the_write_side_events_become_reservation_rows(sale):
@@ -82,7 +35,7 @@ def test_the_write_side_events_become_reservation_rows(sale):
     last_seq = outbox_envelopes(sale)[-1].seq
     assert relay() == last_seq  # every change of the event is on the topic
 
-    with Running():
+    with Running(PersistenceConsumer):
         wait_until(
             lambda: ProjectionCursor.objects.filter(
                 consumer="persistence", event_id=sale.pk, last_seq=last_seq
@@ -117,7 +70,7 @@ def test_a_double_sale_on_the_topic_is_dead_lettered_and_the_rest_recorded(sale)
     producer.flush(timeout=30)
     producer.close(timeout=5)
 
-    with Running():
+    with Running(PersistenceConsumer):
         # Same partition, so the double sale was handled (and dead-lettered, before its
         # batch committed) by the time the next sale is recorded.
         wait_until(

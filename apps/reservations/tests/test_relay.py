@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from apps.core.kafka import kafka_producer_create, topics_ensure
 from apps.core.redis import redis_client_get
+from apps.core.tests.pipeline import wait_until
 from apps.reservations import relay as relay_module
 from apps.reservations.redis.keys import event_keys, events_index_key
 from apps.reservations.relay import outbox_relay_once, outbox_relay_run
@@ -59,14 +60,6 @@ def outbox_append(event_id: int, seq: int) -> dict:
 
 def outbox_len(event_id: int) -> int:
     return redis_client_get().xlen(event_keys(event_id).outbox)
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def topic_read(*, expected: int, timeout: float = 10.0) -> dict[int, list[dict]]:

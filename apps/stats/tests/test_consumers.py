@@ -2,9 +2,6 @@
 the Redis copy and coalesced stats.updated; then rebuild_projections and reconcile.
 Real Redis, broker and Postgres."""
 
-import threading
-import time
-import uuid
 from collections.abc import Callable
 
 import pytest
@@ -12,15 +9,15 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from kafka import KafkaConsumer, TopicPartition
 
-from apps.core.kafka import envelope_decode, kafka_producer_create, topics_ensure
+from apps.core.kafka import envelope_decode, topics_ensure
 from apps.core.models import ProjectionCursor
 from apps.core.redis import redis_client_get
+from apps.core.tests.pipeline import Running, relay, wait_until
 from apps.persistence.consumers import PersistenceConsumer
 from apps.persistence.models import ReservedSeat
 from apps.persistence.tests.helpers import outbox_envelopes, reserve
 from apps.reservations import services
 from apps.reservations.redis.keys import event_keys
-from apps.reservations.relay import outbox_relay_once
 from apps.stats.cache import stats_cache_get
 from apps.stats.consumers import StatsConsumer
 from apps.stats.models import EventStats
@@ -29,58 +26,10 @@ from apps.stats.services import StatsPublisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WAIT_S = 60  # a guard against hanging, not a speed assertion
-
 
 @pytest.fixture(autouse=True)
 def _topics(settings):
     topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS, settings.KAFKA_TOPIC_STATS_EVENTS])
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-class Running:
-    """Consumers in threads, each in a consumer group of this test's own."""
-
-    def __init__(self, *classes: type) -> None:
-        self.consumers = [cls(group_id=f"test-{uuid.uuid4().hex[:10]}") for cls in classes]
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        self.threads = [
-            threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.consumers
-        ]
-
-    def _run(self, consumer) -> None:
-        try:
-            consumer.run(self.stop)
-        except BaseException as exc:  # handed to the test
-            self.errors.append(exc)
-
-    def __enter__(self) -> "Running":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(WAIT_S)
-            assert not thread.is_alive(), "a consumer did not stop"
-        assert not self.errors, self.errors
-
-
-def relay() -> int:
-    producer = kafka_producer_create()
-    try:
-        return outbox_relay_once(producer=producer)
-    finally:
-        producer.close(timeout=5)
 
 
 def caught_up(consumer: str, event_id: int, seq: int) -> Callable[[], bool]:
