@@ -32,7 +32,16 @@ frontend/dist/index.html: $(STAMP) $(NPM_STAMP) $(FRONTEND_SOURCES)
 	cd frontend && npm run build
 	$(BIN)/python -m whitenoise.compress --quiet frontend/dist
 
-install: $(STAMP) frontend/dist/index.html
+# The one origin in front of the web processes (scripts/proxy.py): the machine's nginx
+# if it has one, else Debian's package unpacked into the virtualenv (no root, no service).
+$(BIN)/nginx: | $(STAMP)
+	if command -v nginx >/dev/null; then ln -sf "$$(command -v nginx)" $@; else \
+		rm -rf $(VENV)/nginx && mkdir -p $(VENV)/nginx && cd $(VENV)/nginx && \
+		apt-get download -qq nginx && dpkg-deb -x nginx_*.deb root && rm nginx_*.deb && \
+		ln -sf ../nginx/root/usr/sbin/nginx ../bin/nginx; fi
+	$@ -v
+
+install: $(STAMP) $(BIN)/nginx frontend/dist/index.html
 
 browser:
 	test -x $(SEATS_CHROMIUM) || { $(SUDO) apt-get update -qq && \

@@ -1,4 +1,5 @@
-"""WSGI entry point, for management tooling only: the web process serves ASGI (daphne)."""
+"""WSGI entry point: the web process (granian's workers) serves every HTTP request through
+it; WebSockets go to daphne (config/asgi.py). docs/architecture.md, "Serving HTTP"."""
 
 import os
 

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
+# The one origin (nginx, the Procfile's proxy) and, behind it, the HTTP and WebSocket servers.
 export SEATS_PORT="${SEATS_PORT:-8000}"
+export SEATS_HTTP_PORT="${SEATS_HTTP_PORT:-$((SEATS_PORT + 1))}"
+export SEATS_WS_PORT="${SEATS_WS_PORT:-$((SEATS_PORT + 2))}"
 mkdir -p .local
 
 python manage.py migrate --noinput

@@ -1,15 +1,18 @@
 """The real stack for browser tests: the Procfile's processes, started by honcho as `make run`
 starts them, on the running test's database, Redis prefix, Kafka topics and groups.
 
-Only what a buyer's page needs runs: web (daphne), relay, persistence, stats and gateway.
-Celery is left out: nothing in a browser test waits for a hold to expire.
+Only what a buyer's page needs runs: the one origin (proxy: nginx) in front of web (granian)
+and ws (daphne), relay, persistence, stats and gateway. Celery is left out: nothing in a
+browser test waits for a hold to expire.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
-PROCESSES = ["web", "relay", "persistence", "stats", "gateway"]
+PROCESSES = ["proxy", "web", "ws", "relay", "persistence", "stats", "gateway"]
 START_S = 60  # a guard against hanging, not a timing
 
 
@@ -43,16 +46,20 @@ class Stack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.run_dir = tempfile.mkdtemp(prefix="seats-stack-")  # nginx's files
         self.process: subprocess.Popen | None = None
 
     def environment(self) -> dict[str, str]:
-        bin_dir = str(Path(sys.executable).parent)  # daphne and python of this virtualenv
+        bin_dir = str(Path(sys.executable).parent)  # granian, daphne, nginx of this virtualenv
         return os.environ | {
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": database_url(),
             "DATABASE_POOL_SIZE": "4",
             "SEATS_PORT": str(self.port),
+            "SEATS_HTTP_PORT": str(free_port()),
+            "SEATS_WS_PORT": str(free_port()),
+            "SEATS_RUN_DIR": self.run_dir,
             "SEATS_REDIS_PREFIX": settings.SEATS_REDIS_PREFIX,
             "KAFKA_TOPIC_SEAT_EVENTS": settings.KAFKA_TOPIC_SEAT_EVENTS,
             "KAFKA_TOPIC_STATS_EVENTS": settings.KAFKA_TOPIC_STATS_EVENTS,
@@ -96,6 +103,7 @@ class Stack:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def __exit__(self, *exc_info: object) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         if self.process is None or self.process.poll() is not None:
             return
         os.killpg(self.process.pid, signal.SIGTERM)  # honcho stops its children

@@ -32,7 +32,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.core.http import buyer_id_peek
 from apps.gateway.bridge import GatewayBridge, event_group_name
 from apps.reservations.errors import SaleNotOpen
-from apps.reservations.selectors import event_list
+from apps.reservations.selectors import event_public_get
 from apps.seatstate.selectors import seat_map_get
 from apps.stats.selectors import event_stats_get
 
@@ -60,7 +60,7 @@ class _Missing(Exception):
 
 def _snapshot_build(*, event_id: int, user: Any, session: Any) -> dict:
     """The snapshot message, or _Missing with the close code. Runs in a worker thread."""
-    if not event_list().filter(pk=event_id).exists():
+    if event_public_get(event_id=event_id) is None:
         raise _Missing(CLOSE_NOT_FOUND)
     # Read the same way the seat map API does (no session is created by a read), so a
     # buyer's own holds show as "m" here exactly as over HTTP.

@@ -2,7 +2,7 @@
 
 import re
 
-from django.http import HttpResponse, HttpResponseBase
+from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
 from rest_framework import serializers, status
@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from apps.core.http import BuyerRateThrottle, CommandJSONParser, buyer_id_get
 from apps.reservations import services
 from apps.reservations.models import Event
-from apps.reservations.selectors import event_layout, event_list
+from apps.reservations.selectors import event_layout, event_list, event_public_get
 
 MAX_SEATS_PER_COMMAND = 100
 ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
@@ -50,7 +50,9 @@ class EventListApi(APIView):
 
 class EventDetailApi(APIView):
     def get(self, request: Request, event_id: int) -> Response:
-        event = get_object_or_404(event_list(), pk=event_id)
+        event = event_public_get(event_id=event_id)
+        if event is None:
+            raise Http404
         return Response(EventOutputSerializer(event).data)
 
 
@@ -61,7 +63,8 @@ class EventLayoutApi(APIView):
     as usual."""
 
     def get(self, request: Request, event_id: int) -> HttpResponseBase:
-        get_object_or_404(event_list(), pk=event_id)
+        if event_public_get(event_id=event_id) is None:
+            raise Http404
         layout = event_layout(event_id=event_id)
         response = get_conditional_response(request, etag=layout.etag)
         if response is None and isinstance(request.accepted_renderer, JSONRenderer):
@@ -119,7 +122,6 @@ class HoldCreateApi(CommandApi):
         seq = serializers.IntegerField()
 
     def post(self, request: Request, event_id: int) -> Response:
-        get_object_or_404(Event, pk=event_id)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         hold = services.hold_create(

@@ -6,3 +6,6 @@ class ReservationsConfig(AppConfig):
 
     name = "apps.reservations"
     label = "reservations"
+
+    def ready(self) -> None:
+        from apps.reservations import signals  # noqa: F401 - connects the receivers

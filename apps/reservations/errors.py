@@ -32,6 +32,12 @@ class HoldLimitExceeded(DomainError):
     default_detail = "That is more seats than one buyer may hold for this event."
 
 
+class EventNotFound(DomainError):
+    code = "not_found"
+    status_code = status.HTTP_404_NOT_FOUND
+    default_detail = "No such event."
+
+
 class SaleNotOpen(DomainError):
     code = "sale_not_open"
     status_code = status.HTTP_409_CONFLICT

@@ -8,6 +8,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
@@ -18,6 +19,32 @@ from apps.reservations.models import Event, Venue
 
 def event_list() -> QuerySet[Event]:
     return Event.objects.select_related("venue").exclude(sale_status=Event.SaleStatus.DRAFT)
+
+
+# Every buyer's page, seat map, stats and socket asks "is this a public event?": in an
+# on-sale that is thousands of identical Postgres queries a second. The answer (the event
+# with its venue, or False for an unknown or draft one) lives in the cache instead, dropped
+# by event_cache_forget on every change (apps/reservations/signals.py, and the services
+# that update rows without signals). The timeout only bounds a change made behind Django's
+# back (raw SQL). docs/architecture.md, "Serving HTTP".
+EVENT_CACHE_SECONDS = 300
+
+
+def _event_cache_key(event_id: int) -> str:
+    return f"event:{event_id}"
+
+
+def event_public_get(*, event_id: int) -> Event | None:
+    """The event (venue loaded) if it is on sale or closed; None if unknown or a draft."""
+    event = cache.get(_event_cache_key(event_id))
+    if event is None:
+        event = event_list().filter(pk=event_id).first() or False
+        cache.set(_event_cache_key(event_id), event, EVENT_CACHE_SECONDS)
+    return event or None
+
+
+def event_cache_forget(*, event_id: int) -> None:
+    cache.delete(_event_cache_key(event_id))
 
 
 def venue_layout_export(*, venue: Venue) -> dict:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 
 from apps.reservations.best_available import seats_pick_best
-from apps.reservations.errors import HoldNotFound, SeatsUnavailable
+from apps.reservations.errors import EventNotFound, HoldNotFound, SaleNotOpen, SeatsUnavailable
 from apps.reservations.layouts import (
     Layout,
     LayoutError,
@@ -18,7 +18,7 @@ from apps.reservations.layouts import (
 )
 from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
 from apps.reservations.redis import inventory
-from apps.reservations.selectors import event_seat_places
+from apps.reservations.selectors import event_cache_forget, event_seat_places
 
 # A hold can be extended, but never to more than this many times the event's hold ttl:
 # otherwise one buyer could keep seats off sale for the whole on-sale.
@@ -115,6 +115,7 @@ def event_open_sale(*, event: Event) -> int:
         max_hold_ms=event.hold_ttl_seconds * 1000 * MAX_HOLD_TTLS,
     )
     Event.objects.filter(pk=event.pk).update(sale_status=Event.SaleStatus.ON_SALE)
+    event_cache_forget(event_id=event.pk)  # update() sends no post_save
     event.sale_status = Event.SaleStatus.ON_SALE
     return seq
 
@@ -123,6 +124,7 @@ def event_close_sale(*, event: Event) -> int:
     """Stop new holds. Live holds may still be confirmed: their buyers are mid-checkout."""
     seq = inventory.inventory_close(event_id=event.pk)
     Event.objects.filter(pk=event.pk).update(sale_status=Event.SaleStatus.CLOSED)
+    event_cache_forget(event_id=event.pk)
     event.sale_status = Event.SaleStatus.CLOSED
     return seq
 
@@ -150,15 +152,24 @@ def hold_create(
     seats: list[str] | None = None,
     best: BestRequest | None = None,
 ) -> Hold:
-    """Hold the given seats, or the best ``best.count`` ones, for ``holder``: all or none."""
+    """Hold the given seats, or the best ``best.count`` ones, for ``holder``: all or none.
+
+    Reads no Postgres on success: Redis knows whether the event is on sale. Only a refusal
+    asks Postgres whether the event exists at all, to answer 404 rather than 409.
+    """
     token = f"{event_id}.{secrets.token_urlsafe(18)}"
-    if seats is not None:
-        result = inventory.inventory_hold(
-            event_id=event_id, seats=seats, token=token, holder=holder
-        )
-        return Hold(token, event_id, seats, _from_ms(result.expires_ms), result.seq)
-    assert best is not None
-    return _hold_best(event_id=event_id, holder=holder, best=best, token=token)
+    try:
+        if seats is not None:
+            result = inventory.inventory_hold(
+                event_id=event_id, seats=seats, token=token, holder=holder
+            )
+            return Hold(token, event_id, seats, _from_ms(result.expires_ms), result.seq)
+        assert best is not None
+        return _hold_best(event_id=event_id, holder=holder, best=best, token=token)
+    except (SaleNotOpen, Event.DoesNotExist):
+        if not Event.objects.filter(pk=event_id).exists():
+            raise EventNotFound() from None
+        raise
 
 
 # Each retry widens the random choice among the best blocks, so a crowd asking for the

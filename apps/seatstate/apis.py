@@ -1,4 +1,4 @@
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from django.utils.decorators import method_decorator
 from django.views.decorators.gzip import gzip_page
 from rest_framework import serializers
@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.http import buyer_id_peek
-from apps.reservations.selectors import event_list
+from apps.reservations.selectors import event_public_get
 from apps.seatstate.selectors import STATE_CODES, seat_map_get
 
 
@@ -21,7 +21,8 @@ class SeatMapApi(APIView):
         section = serializers.IntegerField(required=False)
 
     def get(self, request: Request, event_id: int) -> Response:
-        get_object_or_404(event_list(), pk=event_id)
+        if event_public_get(event_id=event_id) is None:
+            raise Http404
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         section_id = filters.validated_data.get("section")

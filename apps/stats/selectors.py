@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from apps.reservations.selectors import event_list, event_seat_places, event_sections
+from apps.reservations.selectors import event_public_get, event_seat_places, event_sections
 from apps.stats.cache import stats_cache_get
 from apps.stats.models import EventStats, SectionStats
 
@@ -15,7 +15,7 @@ def event_stats_get(*, event_id: int) -> dict | None:
     An event on sale whose first seat event the projector has not seen yet is all free, at
     seq 0 (the seq every event starts at when it goes on sale).
     """
-    if not event_list().filter(pk=event_id).exists():
+    if event_public_get(event_id=event_id) is None:
         return None
     return (
         stats_cache_get(event_id=event_id)
