@@ -215,7 +215,11 @@ class Stack:
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_ready(self) -> None:
         import urllib.request
@@ -227,11 +231,29 @@ class Stack:
             try:
                 url = f"http://127.0.0.1:{self.port}/api/events/"
                 with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
+                    if response.status == 200 and self.workers_started():
                         return
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         raise RuntimeError(f"{self.name} did not answer:\n{self.log.read_text()[-2000:]}")
+
+    def workers_started(self) -> bool:
+        """Every granian worker is up (the first one up would otherwise get every
+        connection the proxy opens, until those are recycled)."""
+        if self.name != "shipped":
+            return True
+        workers = int(os.environ.get("SEATS_WEB_WORKERS", "2"))
+        return self.log.read_text(errors="replace").count("Started worker-") >= workers
+
+    def warm_up(self, wrk: str, connections: int) -> None:
+        """Two seconds of GETs: every worker imports its URLconf and views, and the proxy
+        opens its connections to all of them, before anything is measured."""
+        url = f"http://127.0.0.1:{self.port}/api/events/"
+        subprocess.run(
+            [wrk, "-t", "1", "-c", str(connections), "-d", "2s", url],
+            capture_output=True, check=True,
+        )  # fmt: skip
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -357,6 +379,7 @@ def main() -> None:
                 # stadium take seconds) must not slow the next.
                 stack = Stack(server)
                 try:
+                    stack.warm_up(wrk, args.connections)
                     tag = f"{RUN}-{server}-{kind}"  # Idempotency-Keys unique to this row
                     result = wrk_run(wrk, stack.port, lines, tag, args)
                 finally:
