@@ -39,7 +39,8 @@ INSTALL_HINT = (
 BACKING_SERVICES = {"postgres", "redis", "kafka"}
 # DESIGN.md "Processes": service name -> the command it must run.
 PROCESS_COMMANDS = {
-    "web": ["daphne", "config.asgi:application"],
+    "web": ["granian", "--interface", "wsgi", "config.wsgi:application"],
+    "ws": ["daphne", "config.asgi:application"],
     "relay": ["python", "manage.py", "relay_outbox"],
     "persistence": ["python", "manage.py", "consume_kafka", "persistence"],
     "stats": ["python", "manage.py", "consume_kafka", "stats"],
@@ -63,6 +64,7 @@ INTERPOLATED_VARS = {
     "POSTGRES_PASSWORD",
     "SEATS_IMAGE",
     "WEB_PORT",
+    "WEB_WORKERS",
 }
 
 
@@ -179,11 +181,25 @@ def test_process_runs_design_command(name):
         assert cmd[-1] == name, f"{name}: runs consumer {cmd[-1]!r}"
 
 
-def test_web_runs_daphne_and_publishes_8000():
+def test_one_origin_proxy_publishes_8000_in_front_of_web_and_ws():
+    proxy = service("proxy")
+    assert proxy["image"].startswith("nginx:")
+    targets = {(int(p["published"]), int(p["target"])) for p in proxy.get("ports", [])}
+    assert (8000, 8080) in targets, "the proxy must publish the one origin on 8000"
+    mounts = {m["target"]: Path(m["source"]) for m in proxy.get("volumes") or []}
+    template = mounts.get("/etc/nginx/templates/default.conf.template")
+    assert template == ROOT / "config" / "nginx" / "seats.conf.template"
+    env = proxy["environment"]
+    assert (env["SEATS_HTTP_UPSTREAM"], env["SEATS_WS_UPSTREAM"]) == ("web:8000", "ws:8000")
+    for name in ("web", "ws"):
+        assert proxy["depends_on"][name]["condition"] == "service_healthy"
+        assert not service(name).get("ports"), f"{name} is reached through the proxy only"
+
+
+def test_web_runs_several_granian_workers():
     cmd = command_of("web")
-    assert cmd[0] == "daphne" and cmd[-1] == "config.asgi:application"
-    targets = {int(p["target"]) for p in service("web").get("ports", [])}
-    assert 8000 in targets, "web must publish container port 8000"
+    assert contains_in_order(cmd, ["--workers", "2"]), cmd
+    assert contains_in_order(cmd, ["--port", "8000"]), cmd
 
 
 def test_migrate_is_one_shot_and_seeds():
@@ -270,7 +286,7 @@ def test_long_running_services_are_health_checked_or_gated():
         )
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", "kafka", "web"])
+@pytest.mark.parametrize("name", ["postgres", "redis", "kafka", "web", "ws", "proxy"])
 def test_servers_have_healthchecks(name):
     assert has_healthcheck(service(name)), f"{name} has no healthcheck"
 
