@@ -36,7 +36,7 @@ class EventOutputSerializer(serializers.Serializer):
     name = serializers.CharField()
     starts_at = serializers.DateTimeField()
     sale_status = serializers.CharField()
-    venue = serializers.CharField(source="venue.name")
+    venue = serializers.CharField(source="venue_name")
     hold_ttl_seconds = serializers.IntegerField()
     max_seats_per_hold = serializers.IntegerField()
 

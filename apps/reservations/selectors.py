@@ -3,48 +3,86 @@
 import gzip
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
+from apps.core.redis import redis_client_get
 from apps.reservations.best_available import SeatPlace
 from apps.reservations.layouts import LAYOUT_FORMAT
 from apps.reservations.models import Event, Venue
 
 
 def event_list() -> QuerySet[Event]:
-    return Event.objects.select_related("venue").exclude(sale_status=Event.SaleStatus.DRAFT)
+    """Events buyers may see (on sale or closed), each with ``venue_name``."""
+    return Event.objects.exclude(sale_status=Event.SaleStatus.DRAFT).annotate(
+        venue_name=F("venue__name")
+    )
+
+
+@dataclass(frozen=True)
+class PublicEvent:
+    """What buyers may know of an event (GET /api/events/{id})."""
+
+    id: int
+    name: str
+    starts_at: datetime
+    sale_status: str
+    venue_name: str
+    hold_ttl_seconds: int
+    max_seats_per_hold: int
 
 
 # Every buyer's page, seat map, stats and socket asks "is this a public event?": in an
-# on-sale that is thousands of identical Postgres queries a second. The answer (the event
-# with its venue, or False for an unknown or draft one) lives in the cache instead, dropped
-# by event_cache_forget on every change (apps/reservations/signals.py, and the services
-# that update rows without signals). The timeout only bounds a change made behind Django's
+# on-sale that is thousands of identical Postgres queries a second. The answer lives in
+# Redis instead (JSON, or "" for an unknown or draft event), dropped by
+# event_cache_forget on every change (apps/reservations/signals.py, and the services that
+# update rows without signals). The timeout only bounds a change made behind Django's
 # back (raw SQL). docs/architecture.md, "Serving HTTP".
 EVENT_CACHE_SECONDS = 300
 
 
 def _event_cache_key(event_id: int) -> str:
-    return f"event:{event_id}"
+    return f"{settings.SEATS_REDIS_PREFIX}:event:{event_id}"
 
 
-def event_public_get(*, event_id: int) -> Event | None:
-    """The event (venue loaded) if it is on sale or closed; None if unknown or a draft."""
-    event = cache.get(_event_cache_key(event_id))
-    if event is None:
-        event = event_list().filter(pk=event_id).first() or False
-        cache.set(_event_cache_key(event_id), event, EVENT_CACHE_SECONDS)
-    return event or None
+def event_public_get(*, event_id: int) -> PublicEvent | None:
+    """The event if it is on sale or closed; None if it is unknown or a draft."""
+    redis = redis_client_get()
+    cached = redis.get(_event_cache_key(event_id))
+    if cached is not None:
+        return _event_from_json(cached) if cached else None
+    row = (
+        event_list()
+        .filter(pk=event_id)
+        .values("id", "name", "starts_at", "sale_status", "venue_name", "hold_ttl_seconds",
+                "max_seats_per_hold")
+        .first()
+    )  # fmt: skip
+    event = PublicEvent(**row) if row else None
+    redis.set(_event_cache_key(event_id), _event_to_json(event), ex=EVENT_CACHE_SECONDS)
+    return event
 
 
 def event_cache_forget(*, event_id: int) -> None:
-    cache.delete(_event_cache_key(event_id))
+    redis_client_get().delete(_event_cache_key(event_id))
+
+
+def _event_to_json(event: PublicEvent | None) -> str:
+    if event is None:
+        return ""
+    return json.dumps(asdict(event) | {"starts_at": event.starts_at.isoformat()})
+
+
+def _event_from_json(raw: str) -> PublicEvent:
+    fields = json.loads(raw)
+    fields["starts_at"] = datetime.fromisoformat(fields["starts_at"])
+    return PublicEvent(**fields)
 
 
 def venue_layout_export(*, venue: Venue) -> dict:

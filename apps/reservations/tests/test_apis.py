@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from apps.reservations import services
 from apps.reservations.models import Event
 from apps.reservations.tests.factories import EventFactory
 
@@ -25,6 +26,44 @@ def test_unknown_event_is_a_404_in_the_error_shape(client):
     response = client.get(f"/api/events/{draft.pk}", HTTP_ACCEPT="application/json")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_event_is_read_from_the_cache_and_every_change_shows(
+    client, sale, django_assert_num_queries
+):
+    """GET /api/events/{id} is asked by every buyer: one Postgres read, then the cache,
+    which each way an event or its venue changes empties."""
+    event = EventFactory(name="First night", venue=sale.venue, sale_status=Event.SaleStatus.DRAFT)
+    url = f"/api/events/{event.pk}"
+
+    def get() -> dict | None:
+        response = client.get(url, HTTP_ACCEPT="application/json")
+        return response.json() if response.status_code == 200 else None
+
+    assert get() is None  # a draft: cached as missing, then opened below
+    services.event_open_sale(event=event)
+    assert get()["sale_status"] == "on_sale"
+    with django_assert_num_queries(0):
+        assert get() == {
+            "id": event.pk,
+            "name": "First night",
+            "starts_at": event.starts_at.isoformat().replace("+00:00", "Z"),
+            "sale_status": "on_sale",
+            "venue": sale.venue.name,
+            "hold_ttl_seconds": event.hold_ttl_seconds,
+            "max_seats_per_hold": event.max_seats_per_hold,
+        }
+
+    event.name = "Opening night"
+    event.save()  # the admin's way
+    assert get()["name"] == "Opening night"
+    event.venue.name = "Main hall"
+    event.venue.save()
+    assert get()["venue"] == "Main hall"
+    services.event_close_sale(event=event)  # a queryset update: no signal of its own
+    assert get()["sale_status"] == "closed"
+    event.delete()
+    assert get() is None
 
 
 def test_api_root_is_browsable(client):

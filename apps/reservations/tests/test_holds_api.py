@@ -406,7 +406,22 @@ def test_sale_not_open_for_a_draft_event(clock, alice):
 
 def test_hold_on_an_event_that_does_not_exist_is_404(sale, alice):
     response = post(alice, "/api/events/987654321/holds", {"seats": ["A-1-1"]})
+    best = post(alice, "/api/events/987654321/holds", {"best": {"count": 2}})
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert (best.status_code, best.json()["code"]) == (404, "not_found")
+
+
+def test_buyer_commands_read_no_postgres(sale, alice, django_assert_num_queries):
+    """The on-sale path is Redis only (docs/architecture.md, "Serving HTTP"): session,
+    throttle, Idempotency-Key and the script; the event's existence is asked of Postgres
+    only when Redis refuses the hold."""
+    with django_assert_num_queries(0):
+        token = hold(alice, sale, ["A-1-1", "A-1-2"], HTTP_IDEMPOTENCY_KEY="k1").json()[
+            "hold_token"
+        ]
+        assert post(alice, f"/api/holds/{token}/extend").status_code == 200
+        assert post(alice, f"/api/holds/{token}/release", {"seats": ["A-1-2"]}).status_code == 200
+        assert post(alice, f"/api/holds/{token}/reserve").status_code == 201
 
 
 @pytest.mark.parametrize("command", ["extend", "release", "reserve"])
