@@ -370,11 +370,12 @@ def main() -> None:
         buyers = buyers_create(args.buyers)
         results: dict[tuple[str, str], dict] = {}
         checks: list[str] = []
-        for index, server in enumerate(servers):
-            reads_event, best_event = events[2 * index], events[2 * index + 1]
-            for kind in kinds:
+        # Row by row, each server in turn: both see the machine in the same state (a
+        # shared machine slows down over minutes of load).
+        for kind in kinds:
+            for index, server in enumerate(servers):
+                reads_event, best_event = events[2 * index], events[2 * index + 1]
                 lines = request_lines(kind, reads_event, best_event, pairs, buyers)
-                label = LABELS[kind]
                 # A fresh server per row: what one row left queued (50 snapshots of a
                 # stadium take seconds) must not slow the next.
                 stack = Stack(server)
@@ -389,7 +390,7 @@ def main() -> None:
                     event = reads_event if kind == "hold" else best_event
                     granted = result["statuses"].get("201", 0)
                     check = double_booking_check(event.pk, granted, args.connections)
-                    checks.append(f"  {server} {label}: {check}")
+                    checks.append(f"  {server} {LABELS[kind]}: {check}")
         print()
         print("| request | " + " | ".join(servers) + " |")
         print("| --- |" + " --- |" * len(servers))
