@@ -2,10 +2,12 @@
 
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from apps.core.idempotency import Answered
 
 
 class DomainError(Exception):
@@ -24,8 +26,10 @@ class DomainError(Exception):
         return {"code": self.code, "detail": self.detail, **self.extra}
 
 
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
     """Render every error as ``{"code", "detail", ...}`` (DESIGN.md, HTTP API)."""
+    if isinstance(exc, Answered):  # not an error: an Idempotency-Key's reply, as it is
+        return exc.response
     if isinstance(exc, DomainError):
         return Response(exc.as_dict(), status=exc.status_code)
     if isinstance(exc, Http404):

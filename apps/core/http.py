@@ -1,20 +1,15 @@
-"""HTTP plumbing shared by the command APIs: who the buyer is, CSRF, body limits, throttling."""
+"""HTTP plumbing shared by the command APIs: who the buyer is, CSRF, body limits (the
+per-buyer rate is checked at the door, apps/core/door.py)."""
 
 import hashlib
-import secrets
-from functools import cache
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.middleware.csrf import get_token
-from redis.commands.core import Script
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
-
-from apps.core.redis import redis_client_get
 
 # A command body is a few seat keys; anything bigger is a mistake or an attack, refused
 # before it is read into memory.
@@ -73,56 +68,3 @@ class CommandJSONParser(JSONParser):
         if length > MAX_COMMAND_BODY:
             raise ParseError(f"The request body is larger than {MAX_COMMAND_BODY} bytes.")
         return super().parse(stream, media_type, parser_context)
-
-
-# DRF's SimpleRateThrottle keeps each caller's request times as a list in the cache: a
-# GET and a SET per command. This is the same sliding window as one atomic script call:
-# a sorted set of request times (ms), trimmed to the window; a full window refuses and
-# says when its oldest request leaves it.
-RATE_SCRIPT = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
-  return tonumber(oldest) + window - now
-end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], window)
-return -1
-"""
-
-
-@cache
-def _rate_script() -> Script:
-    return redis_client_get().register_script(RATE_SCRIPT)
-
-
-class BuyerRateThrottle(SimpleRateThrottle):
-    """Commands per buyer (user, session or, for neither, the client address): DRF's
-    sliding window, counted in one Redis round trip (RATE_SCRIPT)."""
-
-    scope = "commands"
-
-    def get_cache_key(self, request: Request, view: object) -> str:
-        if request.user.is_authenticated:
-            ident = f"user:{request.user.pk}"
-        elif request.session.session_key:
-            ident = f"session:{request.session.session_key}"
-        else:
-            ident = self.get_ident(request)
-        return f"{settings.SEATS_REDIS_PREFIX}:throttle:{self.scope}:{ident}"
-
-    def allow_request(self, request: Request, view: object) -> bool:
-        if self.rate is None:
-            return True
-        key = self.get_cache_key(request, view)
-        window_ms = self.duration * 1000
-        # A unique member per request: two in the same millisecond both count.
-        now_ms = int(self.timer() * 1000)
-        member = f"{now_ms}:{secrets.token_hex(4)}"
-        wait_ms = _rate_script()(keys=[key], args=[now_ms, window_ms, self.num_requests, member])
-        self._wait_s = None if wait_ms < 0 else wait_ms / 1000
-        return self._wait_s is None
-
-    def wait(self) -> float | None:
-        return self._wait_s

@@ -5,14 +5,20 @@ command twice; the same key with another body is 422; a key whose first request 
 running is 409. Responses below 500 are kept for a day, except refusals at the door (see
 NOT_KEPT); a request that died leaves only a short "in flight" mark behind, so the client
 can retry once it lapses.
+
+The wrapper below checks the header and files a Claim on the request; the command's door
+(apps/core/door.py) answers from the key's record or marks it in flight, in the same
+Redis call as the buyer's rate; the wrapper then keeps the answer.
 """
 
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.core.http import MAX_COMMAND_BODY
@@ -64,8 +70,40 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"code": code, "detail": detail}, status=status)
 
 
+@dataclass
+class Claim:
+    """A request's Idempotency-Key: its record's Redis key and the request's fingerprint."""
+
+    key: str
+    fingerprint: str
+    claimed: bool = False  # the door marked it in flight for this request
+    answered: bool = False  # the door found a record and answered from it
+
+    def in_flight_record(self) -> str:
+        return json.dumps({"state": "in_flight", "fingerprint": self.fingerprint})
+
+    def answer(self, record: str) -> HttpResponse:
+        """The reply to a request whose key already has a record."""
+        self.answered = True
+        return _replay(record, self.fingerprint)
+
+
+class Answered(Exception):  # noqa: N818 - not an error: the answer, found at the door
+    """Raised at the door with the reply for a key that has one; the API's exception
+    handler returns it as it is."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__("answered from the Idempotency-Key's record")
+        self.response = response
+
+
+def claim_of(request: HttpRequest) -> Claim | None:
+    return getattr(request, "idempotency_claim", None)
+
+
 def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Wrap a Django view (e.g. ``SomeApi.as_view()``) with Idempotency-Key handling."""
+    """Wrap a command view (``SomeApi.as_view()``, whose throttle is the door) with
+    Idempotency-Key handling."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
@@ -82,18 +120,24 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         fingerprint = hashlib.sha256(
             f"{request.method} {request.path}\n".encode() + request.body
         ).hexdigest()
+        claim = Claim(_redis_key(request, key), fingerprint)
+        request.idempotency_claim = claim  # type: ignore[attr-defined]
         redis = redis_client_get()
-        rkey = _redis_key(request, key)
-        mark = json.dumps({"state": "in_flight", "fingerprint": fingerprint})
-        if not redis.set(rkey, mark, nx=True, ex=IN_FLIGHT_SECONDS):
-            return _replay(redis.get(rkey), fingerprint)
         try:
             response = view(request, *args, **kwargs)
         except BaseException:
-            redis.delete(rkey)
+            if claim.claimed:
+                redis.delete(claim.key)
             raise
+        if not claim.claimed:
+            # Answered from the record, or refused at or before the door (authentication,
+            # content negotiation, permissions, rate): nothing ran, nothing to keep. A
+            # command that succeeded without passing the door would have run unguarded.
+            if response.status_code < 400 and not claim.answered:
+                raise ImproperlyConfigured(f"{view.__name__} has no door (apps/core/door.py)")
+            return response
         if response.status_code >= 500 or response.status_code in NOT_KEPT:
-            redis.delete(rkey)
+            redis.delete(claim.key)
             return response
         if hasattr(response, "render"):
             response.render()
@@ -104,7 +148,7 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             "content_type": response.get("Content-Type", "application/json"),
             "body": response.content.decode(),
         }
-        for filed_under in (rkey, _redis_key_after(request, key)):
+        for filed_under in (claim.key, _redis_key_after(request, key)):
             if filed_under is not None:
                 redis.set(filed_under, json.dumps(stored), ex=KEEP_SECONDS)
         return response
@@ -112,9 +156,7 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
     return wrapper
 
 
-def _replay(raw: str | None, fingerprint: str) -> HttpResponse:
-    if raw is None:  # expired between our SET and GET: rare, and safe to ask for a retry
-        return _error(409, "idempotency_key_in_flight", "Retry this request.")
+def _replay(raw: str, fingerprint: str) -> HttpResponse:
     stored = json.loads(raw)
     if stored["fingerprint"] != fingerprint:
         return _error(

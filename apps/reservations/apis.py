@@ -12,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.http import BuyerRateThrottle, CommandJSONParser, buyer_id_get
+from apps.core.door import BuyerRateThrottle
+from apps.core.http import CommandJSONParser, buyer_id_get
 from apps.reservations import services
 from apps.reservations.models import Event
 from apps.reservations.selectors import event_layout, event_list, event_public_get

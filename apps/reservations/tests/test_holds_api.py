@@ -23,7 +23,8 @@ from django.test import Client, RequestFactory
 from rest_framework.authtoken.models import Token
 
 from apps.core import idempotency
-from apps.core.http import MAX_COMMAND_BODY, BuyerRateThrottle
+from apps.core.door import BuyerRateThrottle
+from apps.core.http import MAX_COMMAND_BODY
 from apps.reservations import services
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event, PriceCategory, Section
@@ -878,3 +879,37 @@ def test_staff_commands_are_refused_to_everyone_else(
 
     assert [(r.status_code, r.json()["code"]) for r in responses] == [(403, code)] * 3
     assert state(sale) == before
+
+
+def test_a_key_is_claimed_only_past_the_door(sale, alice):
+    """Refused before the door (here: content negotiation), nothing is kept under the key,
+    and the retry runs."""
+    headers = {"Idempotency-Key": "early"}
+    refused = hold(alice, sale, ["A-1-1"], headers=headers, HTTP_ACCEPT="text/csv")
+    assert refused.status_code == 406
+
+    retried = hold(alice, sale, ["A-1-1"], headers=headers)
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried
+    replayed = hold(alice, sale, ["A-1-1"], headers=headers)
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert replayed.json() == retried.json()
+
+
+def test_one_redis_call_at_the_door(sale, alice, monkeypatch):
+    """Replay, rate and claim are one script call; the whole command is four round trips
+    with an Idempotency-Key (session, door, hold script, the kept answer)."""
+    calls = []
+    client = inventory.redis_client_get()
+    real = type(client).execute_command
+    monkeypatch.setattr(
+        type(client),
+        "execute_command",
+        lambda self, *args, **kw: calls.append(args[0]) or real(self, *args, **kw),
+    )
+    alice.session  # noqa: B018 - loaded once here, as by the page before the command
+    calls.clear()
+
+    assert hold(alice, sale, ["A-1-1"], headers={"Idempotency-Key": "k"}).status_code == 201
+
+    assert calls == ["GET", "EVALSHA", "EVALSHA", "SET"]  # session, door, hold, answer
