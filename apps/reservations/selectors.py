@@ -6,11 +6,13 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.db.models import F, QuerySet
+from redis.commands.core import Script
 
 from apps.core.redis import redis_client_get
 from apps.reservations.best_available import SeatPlace
@@ -41,20 +43,37 @@ class PublicEvent:
 # Every buyer's page, seat map, stats and socket asks "is this a public event?": in an
 # on-sale that is thousands of identical Postgres queries a second. The answer lives in
 # Redis instead (JSON, or "" for an unknown or draft event), dropped by
-# event_cache_forget on every change (apps/reservations/signals.py, and the services that
-# update rows without signals). The timeout only bounds a change made behind Django's
-# back (raw SQL). docs/architecture.md, "Serving HTTP".
+# event_cache_forget once every change commits (apps/reservations/signals.py, and the
+# services that update rows without signals). The timeout only bounds a change made
+# behind Django's back (raw SQL). docs/architecture.md, "Serving HTTP".
 EVENT_CACHE_SECONDS = 300
 
+# A reader that read the row just before a change must not store it just after the
+# change dropped the cache (the moment a sale opens, when every buyer is asking): each
+# change bumps a version, and a reader stores only if the version is still the one it saw
+# before reading Postgres.
+EVENT_CACHE_FILL = """
+if (redis.call('GET', KEYS[2]) or '') == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+"""
 
-def _event_cache_key(event_id: int) -> str:
-    return f"{settings.SEATS_REDIS_PREFIX}:event:{event_id}"
+
+def _event_cache_keys(event_id: int) -> tuple[str, str]:
+    """The cached answer and its version, in the event's hash slot (keys.py)."""
+    base = f"{settings.SEATS_REDIS_PREFIX}:{{ev:{event_id}}}:public"
+    return base, f"{base}-version"
+
+
+@cache
+def _event_cache_fill() -> Script:
+    return redis_client_get().register_script(EVENT_CACHE_FILL)
 
 
 def event_public_get(*, event_id: int) -> PublicEvent | None:
     """The event if it is on sale or closed; None if it is unknown or a draft."""
-    redis = redis_client_get()
-    cached = redis.get(_event_cache_key(event_id))
+    keys = _event_cache_keys(event_id)
+    cached, version = redis_client_get().mget(keys)
     if cached is not None:
         return _event_from_json(cached) if cached else None
     row = (
@@ -65,12 +84,20 @@ def event_public_get(*, event_id: int) -> PublicEvent | None:
         .first()
     )  # fmt: skip
     event = PublicEvent(**row) if row else None
-    redis.set(_event_cache_key(event_id), _event_to_json(event), ex=EVENT_CACHE_SECONDS)
+    _event_cache_fill()(keys=keys, args=[_event_to_json(event), EVENT_CACHE_SECONDS, version or ""])
     return event
 
 
 def event_cache_forget(*, event_id: int) -> None:
-    redis_client_get().delete(_event_cache_key(event_id))
+    """Drop the cached answer once the current transaction (if any) commits: dropped
+    earlier, a reader could cache the row as it was before the change."""
+
+    def forget() -> None:
+        cached, version = _event_cache_keys(event_id)
+        with redis_client_get().pipeline(transaction=True) as pipe:
+            pipe.incr(version).delete(cached).execute()
+
+    transaction.on_commit(forget)
 
 
 def _event_to_json(event: PublicEvent | None) -> str:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from apps.reservations import services
+from apps.reservations import selectors, services
 from apps.reservations.models import Event
 from apps.reservations.tests.factories import EventFactory
 
@@ -29,10 +29,10 @@ def test_unknown_event_is_a_404_in_the_error_shape(client):
 
 
 def test_event_is_read_from_the_cache_and_every_change_shows(
-    client, sale, django_assert_num_queries
+    client, sale, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
     """GET /api/events/{id} is asked by every buyer: one Postgres read, then the cache,
-    which each way an event or its venue changes empties."""
+    which each way an event or its venue changes empties once the change commits."""
     event = EventFactory(name="First night", venue=sale.venue, sale_status=Event.SaleStatus.DRAFT)
     url = f"/api/events/{event.pk}"
 
@@ -41,7 +41,8 @@ def test_event_is_read_from_the_cache_and_every_change_shows(
         return response.json() if response.status_code == 200 else None
 
     assert get() is None  # a draft: cached as missing, then opened below
-    services.event_open_sale(event=event)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_open_sale(event=event)
     assert get()["sale_status"] == "on_sale"
     with django_assert_num_queries(0):
         assert get() == {
@@ -54,16 +55,40 @@ def test_event_is_read_from_the_cache_and_every_change_shows(
             "max_seats_per_hold": event.max_seats_per_hold,
         }
 
-    event.name = "Opening night"
-    event.save()  # the admin's way
+    with django_capture_on_commit_callbacks(execute=True):
+        event.name = "Opening night"
+        event.save()  # the admin's way
     assert get()["name"] == "Opening night"
-    event.venue.name = "Main hall"
-    event.venue.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        event.venue.name = "Main hall"
+        event.venue.save()
     assert get()["venue"] == "Main hall"
-    services.event_close_sale(event=event)  # a queryset update: no signal of its own
+    with django_capture_on_commit_callbacks(execute=True):
+        services.event_close_sale(event=event)  # a queryset update: no signal of its own
     assert get()["sale_status"] == "closed"
-    event.delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        event.delete()
     assert get() is None
+
+
+def test_a_reader_never_caches_what_a_change_replaced(
+    sale, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A change that lands while a reader is between the cache and Postgres (the moment a
+    sale opens, with every buyer asking) is not undone by that reader storing its row."""
+    event = EventFactory(venue=sale.venue, sale_status=Event.SaleStatus.DRAFT)
+    real_event_list = selectors.event_list
+
+    def change_meanwhile():  # type: ignore[no-untyped-def]
+        with django_capture_on_commit_callbacks(execute=True):
+            selectors.event_cache_forget(event_id=event.pk)
+        return real_event_list()
+
+    monkeypatch.setattr(selectors, "event_list", change_meanwhile)
+    assert selectors.event_public_get(event_id=event.pk) is None  # the draft it read
+
+    cached, _ = selectors.redis_client_get().mget(selectors._event_cache_keys(event.pk))
+    assert cached is None  # not stored: the next reader asks Postgres again
 
 
 def test_api_root_is_browsable(client):
