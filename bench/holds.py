@@ -35,6 +35,7 @@ from support import (
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
+    holds_check,
     percentile,
     redis_cleanup,
 )
@@ -44,7 +45,6 @@ bench_env_setup()
 from apps.core.redis import redis_client_get  # noqa: E402
 from apps.reservations.errors import SeatsUnavailable  # noqa: E402
 from apps.reservations.redis import inventory  # noqa: E402
-from apps.reservations.redis.keys import event_keys  # noqa: E402
 
 ROWS, SEATS_PER_ROW, GROUP = 40, 50, 4  # 2,000 seats an event, holds of 4 adjacent seats
 HOLD_TTL_S = 3600  # nothing may expire mid-run: the check counts live holds
@@ -79,28 +79,13 @@ class Tally:
 
 def double_booking_check(event_ids: list[int], tally: Tally) -> str:
     """Read every bench event's state back from Redis and compare with what clients got."""
-    redis = redis_client_get()
     problems: list[str] = []
     held_seats = 0
     tokens_in_redis: set[str] = set()
     for event_id in event_ids:
-        keys = event_keys(event_id)
-        state = redis.hgetall(keys.state)
-        holds = {t: json.loads(raw) for t, raw in redis.hgetall(keys.holds).items()}
+        state, holds, event_problems = holds_check(event_id)
+        problems += event_problems
         tokens_in_redis |= set(holds)
-        owner: dict[str, str] = {}
-        for token, hold in holds.items():
-            for seat in hold["seats"]:
-                if seat in owner:
-                    problems.append(f"event {event_id}: {seat} in holds {owner[seat]} and {token}")
-                owner[seat] = token
-                if state.get(seat) != f"h:{token}":
-                    problems.append(f"event {event_id}: {seat} of {token} is {state.get(seat)}")
-        for seat, value in state.items():
-            if not value.startswith("h:") or value[2:] not in holds:
-                problems.append(f"event {event_id}: {seat} is {value!r}, not a live hold")
-            elif owner.get(seat) != value[2:]:
-                problems.append(f"event {event_id}: {seat}'s hold does not list it")
         held_seats += len(state)
     granted = [(e, s) for e, _, seats in tally.holds for s in seats]
     if len(granted) != len(set(granted)):

@@ -50,6 +50,7 @@ from support import (
     bench_env_setup,
     bench_row_seats,
     free_port,
+    holds_check,
     redis_cleanup,
 )
 
@@ -57,9 +58,6 @@ bench_env_setup()
 
 from django.contrib.sessions.backends.cache import SessionStore  # noqa: E402
 from django.utils.crypto import get_random_string  # noqa: E402
-
-from apps.core.redis import redis_client_get  # noqa: E402
-from apps.reservations.redis.keys import event_keys  # noqa: E402
 
 SEATS, SECTIONS, ROWS = 50_000, 50, 40
 BIN = Path(sys.executable).parent
@@ -290,22 +288,10 @@ def double_booking_check(event_id: int, granted: int, in_flight: int) -> str:
     """Every held seat in exactly the one hold naming it, every hold of 2 seats, and as
     many holds as 201s (plus at most one per connection: answers wrk stopped waiting for).
     """
-    redis = redis_client_get()
-    keys = event_keys(event_id)
-    with redis.pipeline(transaction=True) as pipe:  # one consistent read of both
-        state, raw_holds = pipe.hgetall(keys.state).hgetall(keys.holds).execute()
-    holds = {token: json.loads(raw) for token, raw in raw_holds.items()}
-    problems, owner = [], {}
-    for token, hold in holds.items():
-        if len(hold["seats"]) != 2:
-            problems.append(f"hold {token} has {len(hold['seats'])} seats")
-        for seat in hold["seats"]:
-            if seat in owner:
-                problems.append(f"{seat} in holds {owner[seat]} and {token}")
-            owner[seat] = token
-            if state.get(seat) != f"h:{token}":
-                problems.append(f"{seat} of {token} is {state.get(seat)}")
-    problems += [f"{seat} is {v!r}" for seat, v in state.items() if owner.get(seat) != v[2:]]
+    state, holds, problems = holds_check(event_id)
+    problems += [
+        f"hold {t} has {len(h['seats'])} seats" for t, h in holds.items() if len(h["seats"]) != 2
+    ]
     if not granted <= len(holds) <= granted + in_flight:
         problems.append(f"{granted} holds granted, {len(holds)} in Redis")
     verdict = "OK" if not problems else "FAILED: " + "; ".join(problems[:3])

@@ -101,6 +101,35 @@ def redis_cleanup() -> int:
     return len(keys)
 
 
+def holds_check(event_id: int) -> tuple[dict[str, str], dict[str, dict], list[str]]:
+    """An event's seat states and holds, read in one transaction, and every way they
+    disagree: a seat in two holds, a hold's seat not marked as held by it, a held seat
+    that no live hold lists. The double-booking check of the hold benches."""
+    import json
+
+    from apps.core.redis import redis_client_get  # needs django.setup()
+    from apps.reservations.redis.keys import event_keys
+
+    keys = event_keys(event_id)
+    with redis_client_get().pipeline(transaction=True) as pipe:
+        state, raw_holds = pipe.hgetall(keys.state).hgetall(keys.holds).execute()
+    holds = {token: json.loads(raw) for token, raw in raw_holds.items()}
+    problems, owner = [], {}
+    for token, hold in holds.items():
+        for seat in hold["seats"]:
+            if seat in owner:
+                problems.append(f"event {event_id}: {seat} in holds {owner[seat]} and {token}")
+            owner[seat] = token
+            if state.get(seat) != f"h:{token}":
+                problems.append(f"event {event_id}: {seat} of {token} is {state.get(seat)}")
+    for seat, value in state.items():
+        if not value.startswith("h:") or value[2:] not in holds:
+            problems.append(f"event {event_id}: {seat} is {value!r}, not a live hold")
+        elif owner.get(seat) != value[2:]:
+            problems.append(f"event {event_id}: {seat}'s hold does not list it")
+    return state, holds, problems
+
+
 def bench_topics_delete() -> list[str]:
     """Delete this run's topics (and their dead-letter topics); returns those that existed."""
     from django.conf import settings
