@@ -1,6 +1,7 @@
 """HTTP API of the write side and its catalog (DESIGN.md, HTTP API). Thin over services."""
 
 import re
+from functools import lru_cache
 
 from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
@@ -16,7 +17,12 @@ from apps.core.door import BuyerRateThrottle
 from apps.core.http import CommandJSONParser, buyer_id_get
 from apps.reservations import services
 from apps.reservations.models import Event
-from apps.reservations.selectors import event_layout, event_list, event_public_get
+from apps.reservations.selectors import (
+    PublicEvent,
+    event_layout,
+    event_list,
+    event_public_get,
+)
 
 MAX_SEATS_PER_COMMAND = 100
 ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
@@ -49,11 +55,22 @@ class EventListApi(APIView):
         return Response(EventOutputSerializer(event_list(), many=True).data)
 
 
+@lru_cache(maxsize=256)
+def _event_json(event: PublicEvent) -> bytes:
+    """The event's JSON body, encoded once per process for each version of the event."""
+    return JSONRenderer().render(EventOutputSerializer(event).data)
+
+
 class EventDetailApi(APIView):
-    def get(self, request: Request, event_id: int) -> Response:
+    """Every buyer opening the map asks for it: JSON clients get bytes encoded once per
+    process (a changed event is another key of the memo); the browsable API renders."""
+
+    def get(self, request: Request, event_id: int) -> HttpResponseBase:
         event = event_public_get(event_id=event_id)
         if event is None:
             raise Http404
+        if isinstance(request.accepted_renderer, JSONRenderer):
+            return HttpResponse(_event_json(event), content_type="application/json")
         return Response(EventOutputSerializer(event).data)
 
 

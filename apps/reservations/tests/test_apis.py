@@ -55,6 +55,9 @@ def test_event_is_read_from_the_cache_and_every_change_shows(
             "max_seats_per_hold": event.max_seats_per_hold,
         }
 
+    browsable = client.get(url, HTTP_ACCEPT="text/html")
+    assert browsable.status_code == 200 and b"First night" in browsable.content
+
     with django_capture_on_commit_callbacks(execute=True):
         event.name = "Opening night"
         event.save()  # the admin's way
