@@ -8,7 +8,7 @@ SECRET_KEY = env("SECRET_KEY", default="local-development-only-not-secret")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 WHITENOISE_USE_FINDERS = True
 # WhiteNoise would otherwise look every request's path up on disk (its DEBUG default),
-# about 5% of a hold's CPU (docs/architecture.md, "Serving HTTP"). It indexes the built
+# 3-6% of a hold's CPU (docs/architecture.md, "Serving HTTP"). It indexes the built
 # app and the static files when the web process starts: after `npm run build`, restart
 # `make run` (working on the app itself is `npm run dev`, frontend/README.md).
 WHITENOISE_AUTOREFRESH = False
