@@ -16,7 +16,7 @@ For each channels_redis layer ("core", "pubsub"):
    monotonic clock. Printed: p50/p99/max, messages delivered per second, and losses.
 
 Needs a Kafka-compatible broker (``scripts/backing_services.py exec -- …``), Redis and
-Postgres. Prints figures; never asserts timings (STYLE.md). The clients, the relay and the
+Postgres. Prints figures; never asserts timings (README, Benchmarks). The clients, the relay and the
 bridge share one machine (and the clients one event loop) with the server, so the figures
 are an upper bound on the delay, not a capacity plan.
 """

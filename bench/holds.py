@@ -11,7 +11,7 @@
 Each phase runs for a bounded time, then checks that no seat was sold twice: every held
 seat belongs to exactly the one hold that names it, and successful holds × 4 == held
 seats. Redis keys live under a random `seats-bench-…` prefix and are deleted at the end.
-Prints figures; never asserts timings (STYLE.md). Both phases share the machine with the
+Prints figures; never asserts timings (README, Benchmarks). Both phases share the machine with the
 load generator, so the figures are a floor, not a capacity plan.
 """
 

@@ -16,7 +16,7 @@
    rate (first batch to last), batch count, and a spot check of the projection.
 
 Redis keys live under a random ``seats-bench-…`` prefix and are deleted at the end, with the
-database and the bench topics. Prints figures; never asserts timings (STYLE.md).
+database and the bench topics. Prints figures; never asserts timings (README, Benchmarks).
 """
 
 import argparse

@@ -16,7 +16,7 @@ headless Chromium (software rendering: no GPU here, so a slow machine's figures)
 (c) live: ``--rate`` holds per second for ``--seconds`` from new buyers over HTTP; the
     draw times, how many seat events the page applied, and the heap at the end.
 
-Prints figures; never asserts timings (STYLE.md).
+Prints figures; never asserts timings (README, Benchmarks).
 """
 
 import argparse

@@ -15,7 +15,7 @@ blocks. Then:
 (b) the selector alone in-process (``seat_map_get``), and the Redis snapshot read under it.
 
 Redis keys live under a random ``seats-bench-…`` prefix and are deleted at the end. Prints
-figures; never asserts timings (STYLE.md).
+figures; never asserts timings (README, Benchmarks).
 """
 
 import argparse

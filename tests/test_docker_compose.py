@@ -37,7 +37,7 @@ INSTALL_HINT = (
 )
 
 BACKING_SERVICES = {"postgres", "redis", "kafka"}
-# DESIGN.md "Processes": service name -> the command it must run.
+# docs/architecture.md, "Processes": service name -> the command it must run.
 PROCESS_COMMANDS = {
     "web": ["granian", "--interface", "wsgi", "config.wsgi:application"],
     "ws": ["daphne", "config.asgi:application"],

@@ -7,7 +7,7 @@ from rest_framework.views import APIView
 
 
 class ApiRootApi(APIView):
-    """Seats API. Routes and shapes: DESIGN.md and docs/api.md; schema below."""
+    """Seats API. Routes and shapes: docs/api.md; schema below."""
 
     def get(self, request: Request) -> Response:
         return Response(

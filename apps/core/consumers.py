@@ -1,7 +1,7 @@
 """Kafka consumers: one base class, a registry by name, and the loop that runs them.
 
 ``manage.py consume_kafka <name>`` runs one registered consumer in its consumer group
-(STYLE.md, Workers). Each poll is one batch:
+(docs/architecture.md, Consumers). Each poll is one batch:
 
 1. every message is decoded into an :class:`Envelope`; one that cannot be is a dead letter;
 2. the batch is applied in ONE database transaction, together with the consumer's
@@ -73,7 +73,7 @@ DLQ_SUFFIX = ".dlq"
 
 @dataclass(frozen=True)
 class Envelope:
-    """One domain event as published (DESIGN.md, Events on Kafka)."""
+    """One domain event as published (docs/architecture.md, Events on Kafka)."""
 
     id: str
     type: str
@@ -424,9 +424,9 @@ class KafkaBatchConsumer:
     def _dead_letters_send_before_commit(self, dead: list[tuple[Any, str]]) -> None:
         """Publish the dead letters and wait for the broker's acknowledgement.
 
-        Deliberately before the batch's transaction commits (STYLE.md asks a name to say
-        so): the commit moves the cursors past these messages, so after it they would be
-        lost if the publish failed. This way a failed publish rolls the batch back (and it is
+        Deliberately before the batch's transaction commits (the name says so): the commit
+        moves the cursors past these messages, so after it they would be lost if the
+        publish failed. This way a failed publish rolls the batch back (and it is
         retried), and a failed commit at worst publishes a dead letter twice.
         """
         if self._producer is None:

@@ -27,7 +27,7 @@ class DomainError(Exception):
 
 
 def api_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
-    """Render every error as ``{"code", "detail", ...}`` (DESIGN.md, HTTP API)."""
+    """Render every error as ``{"code", "detail", ...}`` (docs/api.md, Errors)."""
     if isinstance(exc, Answered):  # not an error: an Idempotency-Key's reply, as it is
         return exc.response
     if isinstance(exc, DomainError):

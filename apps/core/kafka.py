@@ -94,7 +94,8 @@ def topics_ensure(names: list[str], partitions: int = TOPIC_PARTITIONS) -> list[
 
 
 def envelope_encode(envelope: dict[str, Any]) -> bytes:
-    """DESIGN.md's envelope as compact UTF-8 JSON, the bytes a Kafka message carries."""
+    """The envelope (docs/architecture.md, Events on Kafka) as compact UTF-8 JSON: the
+    bytes a Kafka message carries."""
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

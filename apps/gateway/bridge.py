@@ -4,9 +4,9 @@ Zero business logic and no database: each envelope's JSON text is handed, unchan
 group of its event (``event-<id>``), where every WebSocket of that event forwards it.
 
 Unlike the projectors, the bridge keeps no ProjectionCursor rows: a WebSocket client drops
-every message whose ``seq`` is not above what it has (DESIGN.md, WebSocket), so a redelivery
-after a crash or rebalance is harmless, and exactly-once would cost a transaction per batch
-for nothing. ``batch_process`` is therefore overridden to skip the base's transaction and
+every message whose ``seq`` is not above what it has (docs/architecture.md, Gateway), so a
+redelivery after a crash or rebalance is harmless, and exactly-once would cost a transaction
+per batch for nothing. ``batch_process`` is therefore overridden to skip the base's transaction and
 cursors; offsets are still committed only after the batch was handed to the channel layer,
 so a crash redelivers rather than loses.
 """

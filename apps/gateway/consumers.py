@@ -1,9 +1,9 @@
 """The gateway's consumers: the event WebSocket, and (imported from bridge.py) the Kafka bridge.
 
-``EventSocketConsumer`` serves ``/ws/events/<event_id>/`` (DESIGN.md, WebSocket): a snapshot
-on connect and on ``resync``, then every envelope of the event as the bridge hands it to the
-event's group. Zero business logic: the snapshot is two selectors, the envelopes are relayed
-as the text that was published.
+``EventSocketConsumer`` serves ``/ws/events/<event_id>/`` (docs/architecture.md, Gateway): a
+snapshot on connect and on ``resync``, then every envelope of the event as the bridge hands
+it to the event's group. Zero business logic: the snapshot is two selectors, the envelopes
+are relayed as the text that was published.
 
 Close codes (a close before the accept would reach the browser as a bare HTTP 403, so the
 socket is accepted first and then closed with the code):

@@ -4,7 +4,7 @@ channels-redis' pub/sub layer (the fastest for broadcast: bench/gateway.py) keep
 channel's pending messages in an unbounded asyncio.Queue, so one socket that stops reading
 could grow the web process without limit. Here a full queue drops the newest message: what
 was queued still arrives in order, the client sees a seq gap and asks for a snapshot
-(DESIGN.md, WebSocket), which is cheaper than everything it missed.
+(docs/architecture.md, Gateway), which is cheaper than everything it missed.
 
 Subclasses private parts of channels-redis 4.3 (pinned); revisit on upgrade.
 """

@@ -1,4 +1,4 @@
-"""Read API of the persistence projection (DESIGN.md, HTTP API)."""
+"""Read API of the persistence projection (docs/api.md, Reservations)."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers

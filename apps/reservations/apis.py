@@ -1,4 +1,4 @@
-"""HTTP API of the write side and its catalog (DESIGN.md, HTTP API). Thin over services."""
+"""HTTP API of the write side and its catalog (docs/api.md). Thin over services."""
 
 import re
 from functools import lru_cache

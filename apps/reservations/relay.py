@@ -1,12 +1,12 @@
 """The outbox relay: publishes every event's Redis outbox stream to Kafka.
 
 The inventory scripts append each domain event to its event's outbox stream in the same atomic
-step that changes the seats (DESIGN.md, Write side: Redis). The relay copies those entries to
-``settings.KAFKA_TOPIC_SEAT_EVENTS``, keyed by the event id, and deletes from a stream only the
-entries the broker acknowledged. So the stream itself is the relay's position: a relay that
-dies, loses the broker or loses Redis resumes from the first entry still there. Delivery is at
-least once; a copy sent again after a crash carries the same ``id`` and ``seq``, so consumers
-drop it by ``(event_id, seq)``.
+step that changes the seats (docs/architecture.md, Write side: Redis). The relay copies those
+entries to ``settings.KAFKA_TOPIC_SEAT_EVENTS``, keyed by the event id, and deletes from a
+stream only the entries the broker acknowledged. So the stream itself is the relay's
+position: a relay that dies, loses the broker or loses Redis resumes from the first entry
+still there. Delivery is at least once; a copy sent again after a crash carries the same
+``id`` and ``seq``, so consumers drop it by ``(event_id, seq)``.
 
 Several relays may run. Each event's stream is published by the one relay holding the event's
 lease (``event_keys(id).relay_lease``), so one event's messages leave in one order from one

@@ -256,7 +256,8 @@ class StatsPublisher:
 
 
 def stats_envelope(body: dict) -> dict:
-    """``stats.updated`` as DESIGN.md's envelope; seq = the seat seq the stats reflect."""
+    """``stats.updated`` as an envelope (docs/architecture.md, Events on Kafka); seq = the
+    seat seq the stats reflect."""
     return {
         "id": str(uuid.uuid4()),
         "type": "stats.updated",

@@ -1,4 +1,5 @@
-"""The Kafka consumer framework against the real broker and Postgres (STYLE.md, Workers).
+"""The Kafka consumer framework against the real broker and Postgres (docs/architecture.md,
+Consumers).
 
 A tiny "tally" consumer inserts one row per envelope into a table of its own, with no
 idempotency of its own: every duplicate that got through would show as an extra row, so

@@ -1,8 +1,8 @@
 """The seat inventory in Redis: thin Python over the Lua scripts beside this file.
 
 Every state change is one script run: check, change, bump the event's seq, append the
-envelope to the outbox, atomically (DESIGN.md). This module only marshals arguments and
-turns a script's error code into the matching domain exception.
+envelope to the outbox, atomically (docs/architecture.md, Write side: Redis). This module
+only marshals arguments and turns a script's error code into the matching domain exception.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""Redis key names of the seat inventory (DESIGN.md, Write side: Redis).
+"""Redis key names of the seat inventory (docs/architecture.md, Write side: Redis).
 
 Every key of one event carries the hash tag ``{ev:<id>}``, so each Lua script touches one
 hash slot and the design runs unchanged on Redis Cluster.

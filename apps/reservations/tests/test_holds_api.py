@@ -1,4 +1,4 @@
-"""The buyer and staff commands over HTTP (DESIGN.md, HTTP API; docs/api.md).
+"""The buyer and staff commands over HTTP (docs/api.md).
 
 Real Postgres and Redis: the Django test client goes through the middleware, DRF, the
 idempotency wrapper and the Lua scripts. Each Client is its own browser, hence its own

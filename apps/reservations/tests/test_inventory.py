@@ -1,4 +1,4 @@
-"""The Redis write side (DESIGN.md, Write side: Redis), against the real Lua scripts.
+"""The Redis write side (docs/architecture.md, Write side: Redis), against the real Lua scripts.
 
 Time is the scripts' only input besides the arguments: every test pins
 ``inventory.clock_ms`` and moves it by hand, so expiry is exact to the millisecond.

@@ -1,4 +1,5 @@
-"""The Lua inventory against a plain Python model of its rules (DESIGN.md, Write side: Redis).
+"""The Lua inventory against a plain Python model of its rules (docs/architecture.md, Write
+side: Redis).
 
 Hypothesis runs random command sequences on a small event through the real scripts and
 through ``Model`` below. After every step the command's outcome, every seat's state, the
