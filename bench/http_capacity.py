@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,10 +40,9 @@ from pathlib import Path
 
 from support import (
     BENCH_DB,
-    BENCH_DB_URL,
     PREFIX,
-    ROOT,
     RUN,
+    Server,
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
@@ -184,85 +182,41 @@ def request_file(lines: list[str]) -> Path:
 # --- the servers ------------------------------------------------------------------------
 
 
-class Stack:
-    """One server configuration on a free port, started as a process group."""
+def server_start(name: str) -> Server:
+    """One server configuration, on the settings `make run` uses (local, DEBUG on)."""
+    if name == "daphne":
+        return Server({"DJANGO_DEBUG": "true"}, name="http-daphne")
+    return Server(
+        {
+            "DJANGO_DEBUG": "true",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # granian, nginx
+            "SEATS_HTTP_PORT": str(free_port()),
+            "SEATS_WS_PORT": str(free_port()),
+        },
+        command=[str(BIN / "honcho"), "start", "-f", "Procfile", "proxy", "web", "ws"],
+        name="http-shipped",
+    )
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.log = Path(tempfile.gettempdir()) / f"seats-bench-http-{RUN}-{name}.log"
-        self.run_dir = tempfile.mkdtemp(prefix=f"seats-bench-{RUN}-")  # nginx's files
-        env = os.environ | {
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "SEATS_REDIS_PREFIX": PREFIX,
-            "DATABASE_URL": BENCH_DB_URL,
-        }
-        if name == "shipped":
-            env |= {
-                "SEATS_PORT": str(self.port),
-                "SEATS_HTTP_PORT": str(free_port()),
-                "SEATS_WS_PORT": str(free_port()),
-                "SEATS_RUN_DIR": self.run_dir,
-            }
-            command = [str(BIN / "honcho"), "start", "-f", "Procfile", "proxy", "web", "ws"]
-        else:
-            command = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
-            command.append("config.asgi:application")
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
 
-    def wait_ready(self) -> None:
-        import urllib.request
+def workers_wait(server: Server, timeout: float = 60.0) -> None:
+    """Every granian worker is up: the first one up would otherwise get every connection
+    the proxy opens, until those are recycled."""
+    workers = int(os.environ.get("SEATS_WEB_WORKERS", "2"))
+    deadline = time.monotonic() + timeout
+    while server.log.read_text(errors="replace").count("Started worker-") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"web workers did not start:\n{server.log.read_text()[-2000:]}")
+        time.sleep(0.2)
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log.read_text()[-2000:]}")
-            try:
-                url = f"http://127.0.0.1:{self.port}/api/events/"
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-                    if response.status == 200 and self.workers_started():
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} did not answer:\n{self.log.read_text()[-2000:]}")
 
-    def workers_started(self) -> bool:
-        """Every granian worker is up (the first one up would otherwise get every
-        connection the proxy opens, until those are recycled)."""
-        if self.name != "shipped":
-            return True
-        workers = int(os.environ.get("SEATS_WEB_WORKERS", "2"))
-        return self.log.read_text(errors="replace").count("Started worker-") >= workers
-
-    def warm_up(self, wrk: str, connections: int) -> None:
-        """Two seconds of GETs: every worker imports its URLconf and views, and the proxy
-        opens its connections to all of them, before anything is measured."""
-        url = f"http://127.0.0.1:{self.port}/api/events/"
-        subprocess.run(
-            [wrk, "-t", "1", "-c", str(connections), "-d", "2s", url],
-            capture_output=True, check=True,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.unlink(missing_ok=True)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+def warm_up(wrk: str, server: Server, connections: int) -> None:
+    """Two seconds of GETs: every worker imports its URLconf and views, and the proxy
+    opens its connections to all of them, before anything is measured."""
+    url = f"http://127.0.0.1:{server.port}/api/events/"
+    subprocess.run(
+        [wrk, "-t", "1", "-c", str(connections), "-d", "2s", url],
+        capture_output=True, check=True,
+    )  # fmt: skip
 
 
 def wrk_run(wrk: str, port: int, lines: list[str], tag: str, args: argparse.Namespace) -> dict:
@@ -364,13 +318,16 @@ def main() -> None:
                 lines = request_lines(kind, reads_event, best_event, pairs, buyers)
                 # A fresh server per row: what one row left queued (50 snapshots of a
                 # stadium take seconds) must not slow the next.
-                stack = Stack(server)
+                running = server_start(server)
                 try:
-                    stack.warm_up(wrk, args.connections)
+                    running.wait_ready(timeout=60)
+                    if server == "shipped":
+                        workers_wait(running)
+                    warm_up(wrk, running, args.connections)
                     tag = f"{RUN}-{server}-{kind}"  # Idempotency-Keys unique to this row
-                    result = wrk_run(wrk, stack.port, lines, tag, args)
+                    result = wrk_run(wrk, running.port, lines, tag, args)
                 finally:
-                    stack.stop()  # and with it every request still in flight
+                    running.stop()  # and with it every request still in flight
                 results[(kind, server)] = result
                 if kind in ("hold", "best"):
                     event = reads_event if kind == "hold" else best_event

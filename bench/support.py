@@ -9,6 +9,7 @@ project root on ``sys.path`` for ``apps`` and ``config``.
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,19 +203,31 @@ def bench_row_seats(event) -> list[list[str]]:  # type: ignore[no-untyped-def]
 
 
 class Server:
-    """daphne on 127.0.0.1:<free port>, stopped by pid (SIGTERM, then SIGKILL).
+    """A web server on 127.0.0.1:<free port>, in a process group of its own, stopped with
+    it (SIGTERM, then SIGKILL): daphne serving everything, or ``command`` (which finds its
+    port in SEATS_PORT, e.g. honcho running the Procfile's web tier).
 
     It inherits the environment, pointed at this run's keys and database; ``extra_env``
-    adds what one bench needs on top (e.g. a throttle lifted).
+    adds what one bench needs on top (e.g. a throttle lifted). Files the server writes
+    (nginx's) go to a directory of its own, SEATS_RUN_DIR, deleted on stop.
     """
 
-    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        extra_env: dict[str, str] | None = None,
+        *,
+        command: list[str] | None = None,
+        name: str = "daphne",
+    ) -> None:
         self.port = free_port()
-        self.log = Path(tempfile.gettempdir()) / f"seats-bench-daphne-{RUN}.log"
+        self.log = Path(tempfile.gettempdir()) / f"seats-bench-{name}-{RUN}.log"
+        self.run_dir = tempfile.mkdtemp(prefix=f"seats-bench-{name}-{RUN}-")
         env = dict(os.environ)
         env.update(
             SEATS_REDIS_PREFIX=PREFIX,
             DATABASE_URL=BENCH_DB_URL,
+            SEATS_PORT=str(self.port),
+            SEATS_RUN_DIR=self.run_dir,
             LOG_LEVEL="ERROR",  # a 409 is logged as a warning: thousands of lines
             # Under ASGI every request runs in a thread of its own, and a persistent
             # connection (base.py's default CONN_MAX_AGE=60) stays open with each dead
@@ -225,20 +238,20 @@ class Server:
         env.setdefault("DJANGO_DEBUG", "false")  # no per-request query log
         self.debug = env["DJANGO_DEBUG"]
         daphne = Path(sys.executable).with_name("daphne")
+        command = command or [
+            str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"
+        ]  # fmt: skip
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"the server exited:\n{self.log.read_text()[-2000:]}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/api/events/", headers={"Accept": "application/json"})
@@ -247,16 +260,17 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"daphne did not answer:\n{self.log.read_text()[-2000:]}")
+        raise RuntimeError(f"the server did not answer:\n{self.log.read_text()[-2000:]}")
 
     def stop(self, *, keep_log: bool = False) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         if keep_log:
             print(f"  server log kept: {self.log}")
         else:
