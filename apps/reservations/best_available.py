@@ -1,15 +1,18 @@
-"""Best-available seat selection: pure, over the venue's geometry and the taken seats.
+"""Best available: the venue's rows as the hold script indexes them, and the reference model.
 
-The pick is optimistic: the hold script re-checks atomically, and on a conflict the
-service picks again from fresh state. So this module may be wrong about availability,
-never about who gets a seat.
+The pick itself runs inside the hold script (``redis/best.lua``), atomically, over the
+row index that ``seat_rows`` describes (docs/architecture.md, Best available). This module
+builds those rows when a sale opens, and keeps ``seats_pick_best``: the same rules as a
+plain exhaustive search over every block of every row, which the script is tested against.
 """
 
 import math
-import random
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# A gap in a row's seat numbers (an aisle): never free, so never inside a block.
+GAP = ""
 
 
 @dataclass(frozen=True)
@@ -24,83 +27,130 @@ class SeatPlace:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class SeatRow:
+    """One row of one section: seat keys in number order, GAP where numbering skips.
+
+    ``bound`` is the distance from the focal point to the row's bounding box: no block of
+    the row can be closer (a block's centre lies inside the box), which is what lets the
+    script stop visiting rows early.
+    """
+
+    id: int
+    section_id: int
+    category_id: int
+    keys: tuple[str, ...]
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    bound: float
+
+    @property
+    def order(self) -> tuple[float, str]:
+        """Visiting order: the script's sorted sets order by score, then member bytes."""
+        return (self.bound, str(self.id))
+
+
+def seat_rows(places: Iterable[SeatPlace], focal: tuple[float, float]) -> list[SeatRow]:
+    """The venue's rows, numbered 1.. in a stable order (section, then row label)."""
+    grouped: dict[tuple[int, str], list[SeatPlace]] = defaultdict(list)
+    for place in places:
+        grouped[(place.section_id, place.row)].append(place)
+    rows = []
+    for row_id, (section_id, label) in enumerate(sorted(grouped), start=1):
+        seats = sorted(grouped[(section_id, label)], key=lambda p: p.number)
+        keys, xs, ys = [], [], []
+        for before, place in zip([None, *seats], seats, strict=False):
+            if before is not None and place.number != before.number + 1:
+                keys.append(GAP), xs.append(0.0), ys.append(0.0)
+            keys.append(place.key), xs.append(place.x), ys.append(place.y)
+        dx = max(min(p.x for p in seats) - focal[0], 0.0, focal[0] - max(p.x for p in seats))
+        dy = max(min(p.y for p in seats) - focal[1], 0.0, focal[1] - max(p.y for p in seats))
+        rows.append(
+            SeatRow(
+                id=row_id,
+                section_id=section_id,
+                category_id=seats[0].category_id,
+                keys=tuple(keys),
+                xs=tuple(xs),
+                ys=tuple(ys),
+                bound=math.hypot(dx, dy),
+            )
+        )
+    return rows
+
+
+# --- the reference model ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
     strands_a_seat: bool
     distance: float
     seats: tuple[str, ...]
 
+    @property
+    def rank(self) -> tuple[bool, float]:
+        """Lower is better: stranding nobody first, then nearest the focal point."""
+        return (self.strands_a_seat, self.distance)
+
 
 def seats_pick_best(
-    *,
-    places: Iterable[SeatPlace],
-    taken: set[str],
-    count: int,
-    focal: tuple[float, float],
-    spread: int = 1,
-    rng: random.Random | None = None,
-) -> list[str] | None:
-    """Pick ``count`` free seats, or None if fewer are free.
+    *, rows: list[SeatRow], taken: set[str], count: int, focal: tuple[float, float]
+) -> list[Block] | None:
+    """The blocks the documented rules pick for ``count`` seats, or None if too few are free.
 
-    Preference, in order: all in one row side by side; leaving no single empty seat
-    stranded between taken ones (a seat nobody can buy with a friend); closest to the
-    focal point. ``spread`` > 1 picks at random among that many best blocks, which is
-    how concurrent buyers asking for the same thing stop colliding on retries.
+    One block when any row has ``count`` free seats side by side: the best by ``rank``,
+    ties to the first in visiting order. Otherwise the group is split, greedily: the
+    longest run that is still needed (the best such block), then again for the rest.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    rows: dict[tuple[int, str], list[SeatPlace]] = defaultdict(list)
-    free_places = []
-    for place in places:
-        rows[(place.section_id, place.row)].append(place)
-        if place.key not in taken:
-            free_places.append(place)
-    if len(free_places) < count:
+    taken = set(taken)
+    free = sum(1 for row in rows for key in row.keys if key != GAP and key not in taken)
+    if free < count:
         return None
-
-    candidates = []
-    for row in rows.values():
-        row.sort(key=lambda p: p.number)
-        for run in _free_runs(row, taken):
-            candidates.extend(_blocks(run, count, focal))
-    if candidates:
-        # Spreading never trades away the orphan rule: it only picks among blocks that
-        # strand nobody, when there are any.
-        candidates = [c for c in candidates if not c.strands_a_seat] or candidates
-        candidates.sort(key=lambda c: c.distance)
-        best = candidates[: max(1, spread)]
-        return list((rng or random).choice(best).seats)
-
-    # No row has room for the group together: the closest seats, one by one.
-    free_places.sort(key=lambda p: math.dist((p.x, p.y), focal))
-    return [p.key for p in free_places[:count]]
-
-
-def _free_runs(row: list[SeatPlace], taken: set[str]) -> Iterable[list[SeatPlace]]:
-    """Maximal stretches of free seats with consecutive numbers."""
-    run: list[SeatPlace] = []
-    for place in row:
-        if place.key in taken or (run and place.number != run[-1].number + 1):
-            if run:
-                yield run
-            run = [] if place.key in taken else [place]
-        else:
-            run.append(place)
-    if run:
-        yield run
-
-
-def _blocks(run: list[SeatPlace], count: int, focal: tuple[float, float]) -> list[_Candidate]:
+    rows = sorted(rows, key=lambda r: r.order)
     blocks = []
-    for start in range(len(run) - count + 1):
-        left, right = start, len(run) - start - count
-        seats = run[start : start + count]
-        cx = sum(p.x for p in seats) / count
-        cy = sum(p.y for p in seats) / count
-        blocks.append(
-            _Candidate(
-                strands_a_seat=left == 1 or right == 1,
-                distance=math.dist((cx, cy), focal),
-                seats=tuple(p.key for p in seats),
-            )
-        )
+    while count:
+        size = min(count, _longest_run(rows, taken))
+        block = min(
+            (b for row in rows for b in row_blocks(row, taken, size, focal)), key=lambda b: b.rank
+        )  # min() keeps the first of equals: rows in visiting order, blocks left to right
+        blocks.append(block)
+        taken.update(block.seats)
+        count -= size
     return blocks
+
+
+def _runs(row: SeatRow, taken: set[str]) -> Iterable[tuple[int, int]]:
+    """(start, length) of each maximal stretch of free seats, by position in the row."""
+    start = None
+    for pos, key in enumerate([*row.keys, GAP]):
+        free = key != GAP and key not in taken
+        if free and start is None:
+            start = pos
+        elif not free and start is not None:
+            yield start, pos - start
+            start = None
+
+
+def _longest_run(rows: list[SeatRow], taken: set[str]) -> int:
+    return max((length for row in rows for _, length in _runs(row, taken)), default=0)
+
+
+def row_blocks(
+    row: SeatRow, taken: set[str], size: int, focal: tuple[float, float]
+) -> Iterable[Block]:
+    """Every block of ``size`` free seats side by side in ``row``, left to right, ranked."""
+    for start, length in _runs(row, taken):
+        for first in range(start, start + length - size + 1):
+            left, right = first - start, start + length - first - size
+            # The script's arithmetic, step for step, so both find the same ties.
+            sx = sy = 0.0
+            for pos in range(first, first + size):
+                sx, sy = sx + row.xs[pos], sy + row.ys[pos]
+            dx, dy = sx / size - focal[0], sy / size - focal[1]
+            yield Block(
+                strands_a_seat=left == 1 or right == 1,
+                distance=math.sqrt(dx * dx + dy * dy),
+                seats=row.keys[first : first + size],
+            )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
-from apps.reservations.best_available import seats_pick_best
+from apps.reservations.best_available import SeatPlace, seat_rows
 from apps.reservations.errors import EventNotFound, HoldNotFound, SaleNotOpen, SeatsUnavailable
 from apps.reservations.layouts import (
     Layout,
@@ -18,7 +18,7 @@ from apps.reservations.layouts import (
 )
 from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
 from apps.reservations.redis import inventory
-from apps.reservations.selectors import event_cache_forget, event_seat_places
+from apps.reservations.selectors import event_cache_forget
 
 # A hold can be extended, but never to more than this many times the event's hold ttl:
 # otherwise one buyer could keep seats off sale for the whole on-sale.
@@ -101,15 +101,22 @@ def event_open_sale(*, event: Event) -> int:
     Redis first, then the row: if the save fails, opening again is harmless, because
     loading keeps every seat's state and the seq.
     """
-    seat_prices = [
-        (key, int(price * 100))
-        for key, price in event.venue.seats.values_list("key", "section__category__price")
-    ]
+    venue = event.venue
+    seat_prices, places = [], []
+    for key, section_id, category_id, price, row, number, x, y in venue.seats.values_list(
+        "key", "section_id", "section__category_id", "section__category__price",
+        "row", "number", "x", "y",
+    ):  # fmt: skip
+        seat_prices.append((key, int(price * 100)))
+        places.append(SeatPlace(key, section_id, category_id, row, number, x, y))
     if not seat_prices:
-        raise LayoutError([f"{event.venue} has no seats to sell"])
+        raise LayoutError([f"{venue} has no seats to sell"])
+    focal = (venue.focal_x, venue.focal_y)
     seq = inventory.inventory_load(
         event_id=event.pk,
         seat_prices=seat_prices,
+        rows=seat_rows(places, focal),
+        focal=focal,
         ttl_ms=event.hold_ttl_seconds * 1000,
         max_per_hold=event.max_seats_per_hold,
         max_hold_ms=event.hold_ttl_seconds * 1000 * MAX_HOLD_TTLS,
@@ -154,6 +161,9 @@ def hold_create(
 ) -> Hold:
     """Hold the given seats, or the best ``best.count`` ones, for ``holder``: all or none.
 
+    Best available is picked inside the hold script, atomically (docs/architecture.md,
+    Best available): concurrent buyers never collide, so there is nothing to retry.
+
     Reads no Postgres on success: Redis knows whether the event is on sale. Only a refusal
     asks Postgres whether the event exists at all, to answer 404 rather than 409.
     """
@@ -163,45 +173,27 @@ def hold_create(
             result = inventory.inventory_hold(
                 event_id=event_id, seats=seats, token=token, holder=holder
             )
-            return Hold(token, event_id, seats, _from_ms(result.expires_ms), result.seq)
-        assert best is not None
-        return _hold_best(event_id=event_id, holder=holder, best=best, token=token)
+        else:
+            assert best is not None
+            result = inventory.inventory_hold_best(
+                event_id=event_id,
+                count=best.count,
+                section_id=best.section_id,
+                category_id=best.category_id,
+                token=token,
+                holder=holder,
+            )
     except (SaleNotOpen, Event.DoesNotExist):
         if not Event.objects.filter(pk=event_id).exists():
             raise EventNotFound() from None
         raise
-
-
-# Each retry widens the random choice among the best blocks, so a crowd asking for the
-# same section spreads out instead of colliding on the same seats again.
-BEST_ATTEMPTS = 6
-
-
-def _hold_best(*, event_id: int, holder: str, best: BestRequest, token: str) -> Hold:
-    places, focal = event_seat_places(event_id=event_id)
-    places = [
-        p
-        for p in places
-        if (best.section_id is None or p.section_id == best.section_id)
-        and (best.category_id is None or p.category_id == best.category_id)
-    ]
-    for attempt in range(BEST_ATTEMPTS):
-        taken = set(inventory.inventory_snapshot(event_id=event_id).taken())
-        picked = seats_pick_best(
-            places=places, taken=taken, count=best.count, focal=focal, spread=4**attempt
-        )
-        if picked is None:
-            raise SeatsUnavailable(
-                f"Fewer than {best.count} seats are free where you asked.", seats=[]
-            )
-        try:
-            result = inventory.inventory_hold(
-                event_id=event_id, seats=picked, token=token, holder=holder
-            )
-        except SeatsUnavailable:
-            continue
-        return Hold(token, event_id, picked, _from_ms(result.expires_ms), result.seq)
-    raise SeatsUnavailable("The seats went too fast; please try again.", seats=[])
+    except SeatsUnavailable as refused:
+        if best is None:
+            raise
+        raise SeatsUnavailable(
+            f"Fewer than {best.count} seats are free where you asked.", seats=[]
+        ) from refused
+    return Hold(token, event_id, result.seats, _from_ms(result.expires_ms), result.seq)
 
 
 def hold_extend(*, token: str, holder: str) -> datetime:

@@ -16,6 +16,7 @@ from typing import Any
 from redis.commands.core import AsyncScript, Script
 
 from apps.core.redis import redis_client_get
+from apps.reservations.best_available import SeatRow
 from apps.reservations.errors import BY_CODE
 from apps.reservations.redis.keys import event_keys, events_index_key
 
@@ -30,11 +31,15 @@ def clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+# What each script is made of, beyond prelude.lua and its own file.
+_SCRIPT_PARTS = {"hold": ["best"]}
+
+
 @cache
 def _script(name: str) -> Script | AsyncScript:
-    prelude = (SCRIPTS_DIR / "prelude.lua").read_text()
-    body = (SCRIPTS_DIR / f"{name}.lua").read_text()
-    return redis_client_get().register_script(prelude + "\n" + body)
+    parts = ["prelude", *_SCRIPT_PARTS.get(name, []), name]
+    source = "\n".join((SCRIPTS_DIR / f"{part}.lua").read_text() for part in parts)
+    return redis_client_get().register_script(source)
 
 
 def _run(name: str, event_id: int, **args: Any) -> dict:
@@ -52,21 +57,37 @@ def _run(name: str, event_id: int, **args: Any) -> dict:
 class HoldResult:
     seq: int
     expires_ms: int
+    seats: list[str]
 
 
 def inventory_load(
     *,
     event_id: int,
     seat_prices: list[tuple[str, int]],
+    rows: list[SeatRow],
+    focal: tuple[float, float],
     ttl_ms: int,
     max_per_hold: int,
     max_hold_ms: int,
 ) -> int:
-    """Load (or re-open) an event's seats; returns its current seq."""
+    """Load (or re-open) an event's seats and build its row index; returns its seq."""
     result = _run(
         "load",
         event_id,
         seats=seat_prices,
+        # Bound and geometry as text: Lua would print numbers with 14 digits, and the
+        # script must compare exactly what the reference model computes.
+        rows=[
+            {
+                "id": row.id,
+                "section": row.section_id,
+                "category": row.category_id,
+                "bound": repr(row.bound),
+                "geometry": json.dumps({"k": row.keys, "x": row.xs, "y": row.ys}),
+            }
+            for row in rows
+        ],
+        focal=focal,
         ttl_ms=ttl_ms,
         max_per_hold=max_per_hold,
         max_hold_ms=max_hold_ms,
@@ -81,7 +102,26 @@ def inventory_close(*, event_id: int) -> int:
 
 def inventory_hold(*, event_id: int, seats: list[str], token: str, holder: str) -> HoldResult:
     result = _run("hold", event_id, seats=seats, token=token, holder=holder)
-    return HoldResult(result["seq"], result["expires"])
+    return HoldResult(result["seq"], result["expires"], result["seats"])
+
+
+def inventory_hold_best(
+    *,
+    event_id: int,
+    count: int,
+    section_id: int | None,
+    category_id: int | None,
+    token: str,
+    holder: str,
+) -> HoldResult:
+    """Pick and hold the best ``count`` seats in one step (best.lua): no retries."""
+    best: dict[str, int] = {"count": count}
+    if section_id is not None:
+        best["section"] = section_id
+    if category_id is not None:
+        best["category"] = category_id
+    result = _run("hold", event_id, best=best, token=token, holder=holder)
+    return HoldResult(result["seq"], result["expires"], result["seats"])
 
 
 def inventory_extend(*, event_id: int, token: str, holder: str) -> int:
@@ -153,6 +193,11 @@ def inventory_snapshot(*, event_id: int) -> Snapshot:
         token: json.loads(raw) for token, raw in zip(raw_holds[::2], raw_holds[1::2], strict=True)
     }
     return Snapshot(result["seq"], result["status"], state, holds, now)
+
+
+def inventory_index_check(*, event_id: int, limit: int = 50) -> list[str]:
+    """Every difference between the row index and the seats' states; [] when none."""
+    return _run("index_check", event_id, limit=limit)["problems"] or []  # {} when empty
 
 
 def inventory_event_ids() -> list[int]:

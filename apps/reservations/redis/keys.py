@@ -16,7 +16,8 @@ class EventKeys:
 
     @property
     def meta(self) -> str:
-        """Hash: seq, status (on_sale/closed), ttl_ms, max_per_hold, max_hold_ms."""
+        """Hash: seq, status (on_sale/closed), ttl_ms, max_per_hold, max_hold_ms, and for
+        best available fit_max (the largest size with fit sets) and focal_x, focal_y."""
         return f"{self.base}:meta"
 
     @property
@@ -54,6 +55,41 @@ class EventKeys:
         """Stream: one entry per domain event, fields ``seq`` and ``envelope`` (JSON)."""
         return f"{self.base}:outbox"
 
+    # The row index of best available (docs/architecture.md, Best available): derived
+    # from the seats' states by every script that frees or takes a seat.
+
+    @property
+    def rows(self) -> str:
+        """Hash: row id → JSON {k, x, y}: seat keys ("" for a gap) and coordinates."""
+        return f"{self.base}:rows"
+
+    @property
+    def rows_free(self) -> str:
+        """Hash: row id → "<section> <category> <bound> <pattern>", one pattern character
+        per position: "1" free, "0" taken, "-" a gap in the numbering."""
+        return f"{self.base}:rows-free"
+
+    @property
+    def seat_rows(self) -> str:
+        """Hash: seat key → "<row id>:<position>" (1-based) in that row's pattern."""
+        return f"{self.base}:seat-rows"
+
+    @property
+    def free(self) -> str:
+        """Hash: scope ("all", "s:<section id>", "c:<category id>") → free seats in it."""
+        return f"{self.base}:free"
+
+    @property
+    def sections(self) -> str:
+        """Hash: section id → its price category id."""
+        return f"{self.base}:sections"
+
+    def fit(self, scope: str, size: int) -> str:
+        """Sorted set: the scope's rows with ``size`` free seats side by side, scored by
+        their bound. One per scope and size up to max_per_hold; the scripts derive these
+        names from the meta key, so they are not among ``script_keys``."""
+        return f"{self.base}:fit:{scope}:{size}"
+
     @property
     def relay_lease(self) -> str:
         """String: which relay process publishes this event's outbox right now."""
@@ -70,6 +106,11 @@ class EventKeys:
             self.expiry,
             self.reservations,
             self.outbox,
+            self.rows,
+            self.rows_free,
+            self.seat_rows,
+            self.free,
+            self.sections,
         ]
 
 

@@ -1,10 +1,16 @@
 -- Shared head of every inventory script (inventory.py prepends it).
 --
--- KEYS: meta, seats, state, holds, holders, expiry, reservations, outbox (keys.py), all
--- under one event's hash tag. ARGV[1]: the command's arguments as one JSON object, with
--- at least `now` (ms since epoch, the caller's clock), `event_id` and `nonce`.
+-- KEYS: meta, seats, state, holds, holders, expiry, reservations, outbox, and the row
+-- index: rows, rows_free, seat_rows, free, sections (keys.py), all under one event's hash
+-- tag. ARGV[1]: the command's arguments as one JSON object, with at least `now` (ms since
+-- epoch, the caller's clock), `event_id` and `nonce`.
 local K_META, K_SEATS, K_STATE, K_HOLDS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_HOLDERS, K_EXPIRY, K_RESERVATIONS, K_OUTBOX = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_ROWS, K_ROWS_FREE, K_SEAT_ROWS, K_FREE = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local K_SECTIONS = KEYS[13]
+-- The fit sets are one per scope and size, so their names are derived (keys.py, fit):
+-- same hash tag, same slot.
+local K_FIT = K_META:sub(1, -#':meta' - 1) .. ':fit:'
 local args = cjson.decode(ARGV[1])
 local now = args.now
 
@@ -81,6 +87,74 @@ local function hold_forget(token, hold)
   holder_tokens_set(hold.holder, kept)
 end
 
+-- The row index of best available (docs/architecture.md, Best available). A seat is free
+-- in it exactly when it has no state; index_mark is called by every change between the
+-- two, so the index is exact after every script.
+local function fit_key(scope, size) return K_FIT .. scope .. ':' .. size end
+
+local function row_parse(raw)
+  local section, category, bound, pattern = raw:match('^(%S+) (%S+) (%S+) (%S+)$')
+  return {section = section, category = category, bound = bound, pattern = pattern}
+end
+
+local function row_scopes(row)
+  return {'all', 's:' .. row.section, 'c:' .. row.category}
+end
+
+local function longest_run(pattern)
+  local longest = 0
+  for run in pattern:gmatch('1+') do
+    if #run > longest then longest = #run end
+  end
+  return longest
+end
+
+-- `seats` became free (free = true) or taken: update their rows' patterns, the free
+-- counts and the fit sets. Seats already marked so are left alone, which makes marking
+-- twice harmless (best available marks its picks before the hold sets their state).
+local function index_mark(seats, free)
+  if #seats == 0 then return end
+  local mark = free and '1' or '0'
+  local by_row, row_order = {}, {}
+  for _, location in ipairs(redis.call('HMGET', K_SEAT_ROWS, unpack(seats))) do
+    if location then
+      local row_id, pos = location:match('^(%d+):(%d+)$')
+      if not by_row[row_id] then
+        by_row[row_id] = {}
+        row_order[#row_order + 1] = row_id
+      end
+      table.insert(by_row[row_id], tonumber(pos))
+    end
+  end
+  local fit_max = tonumber(redis.call('HGET', K_META, 'fit_max'))
+  for _, row_id in ipairs(row_order) do
+    local row = row_parse(redis.call('HGET', K_ROWS_FREE, row_id))
+    local pattern, changed = row.pattern, 0
+    for _, pos in ipairs(by_row[row_id]) do
+      if pattern:sub(pos, pos) ~= mark then
+        pattern = pattern:sub(1, pos - 1) .. mark .. pattern:sub(pos + 1)
+        changed = changed + 1
+      end
+    end
+    if changed > 0 then
+      redis.call('HSET', K_ROWS_FREE, row_id,
+        table.concat({row.section, row.category, row.bound, pattern}, ' '))
+      local before, after = longest_run(row.pattern), longest_run(pattern)
+      local low, high = math.min(before, after), math.min(math.max(before, after), fit_max)
+      for _, scope in ipairs(row_scopes(row)) do
+        redis.call('HINCRBY', K_FREE, scope, free and changed or -changed)
+        for size = low + 1, high do
+          if after > before then
+            redis.call('ZADD', fit_key(scope, size), row.bound, row_id)
+          else
+            redis.call('ZREM', fit_key(scope, size), row_id)
+          end
+        end
+      end
+    end
+  end
+end
+
 -- Free every seat still held by `token`, drop the hold and say so with `reason`.
 local function hold_end(token, hold, reason)
   local freed = {}
@@ -91,11 +165,28 @@ local function hold_end(token, hold, reason)
       freed[#freed + 1] = seat
     end
   end
+  index_mark(freed, true)
   hold_forget(token, hold)
   if #freed > 0 then
     return emit('seat.released', {seats = freed, reason = reason, hold_token = token})
   end
   return nil
+end
+
+-- End up to `limit` holds whose expiry has passed, reason "expired"; returns how many.
+local function holds_expire(limit)
+  local ended = 0
+  local due = redis.call('ZRANGEBYSCORE', K_EXPIRY, '-inf', now, 'LIMIT', 0, limit)
+  for _, token in ipairs(due) do
+    local hold = hold_get(token)
+    if hold and hold.expires <= now then
+      hold_end(token, hold, 'expired')
+      ended = ended + 1
+    elseif not hold then
+      redis.call('ZREM', K_EXPIRY, token)
+    end
+  end
+  return ended
 end
 
 -- Seats the caller may take: a seat is free when it has no state, or when it is held

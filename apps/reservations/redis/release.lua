@@ -15,6 +15,7 @@ end
 if #foreign > 0 then return fail('seats_not_in_hold', {seats = foreign}) end
 
 for _, seat in ipairs(wanted) do redis.call('HDEL', K_STATE, seat) end
+index_mark(wanted, true)
 local kept = {}
 for _, seat in ipairs(hold.seats) do
   if not seen[seat] then kept[#kept + 1] = seat end

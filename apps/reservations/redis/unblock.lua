@@ -11,5 +11,6 @@ for i, seat in ipairs(args.seats) do
 end
 if #not_blocked > 0 then return fail('seats_not_blocked', {seats = not_blocked}) end
 for _, seat in ipairs(args.seats) do redis.call('HDEL', K_STATE, seat) end
+index_mark(args.seats, true)
 local seq = emit('seat.released', {seats = args.seats, reason = 'unblocked'})
 return reply({seq = seq, seats = args.seats})

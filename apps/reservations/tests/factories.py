@@ -4,6 +4,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
+from apps.reservations.best_available import SeatPlace, seat_rows
 from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
 
 
@@ -53,3 +54,18 @@ class EventFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Event {n}")
     starts_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
     sale_status = Event.SaleStatus.ON_SALE
+
+
+def seat_rows_from_keys(keys: list[str], focal: tuple[float, float] = (0.0, 0.0)) -> list:
+    """The row index's rows for seat keys like "A-3-12" (section A, row 3, seat 12), for
+    tests that load an event straight into Redis: a seat's x is its number, its y its row,
+    and a section's id (and category id) the code of its first letter."""
+    places = []
+    for key in keys:
+        section, row, number = key.rsplit("-", 2)
+        places.append(
+            SeatPlace(
+                key, ord(section[0]), ord(section[0]), row, int(number), float(number), float(row)
+            )
+        )
+    return seat_rows(places, focal)

@@ -1,4 +1,5 @@
-"""Best-available selection, pure: geometry in, seat keys out. No database, no Redis.
+"""The reference model of best available, pure: geometry in, seat keys out. No database,
+no Redis (test_best_available_script.py holds the script to it).
 
 Seats are laid out so that a seat's x is its number and a row's y is given, which makes
 every distance in these cases easy to check by hand.
@@ -8,7 +9,13 @@ import random
 
 import pytest
 
-from apps.reservations.best_available import SeatPlace, seats_pick_best
+from apps.reservations.best_available import SeatPlace, seat_rows
+from apps.reservations.best_available import seats_pick_best as reference
+
+
+def seats_pick_best(*, places, taken, count, focal) -> list[str] | None:
+    blocks = reference(rows=seat_rows(places, focal), taken=taken, count=count, focal=focal)
+    return None if blocks is None else [seat for block in blocks for seat in block.seats]
 
 
 def row(
@@ -131,21 +138,31 @@ def test_the_section_closest_to_the_focal_point_wins():
 # --- no row fits the group --------------------------------------------------------------------
 
 
-def test_falls_back_to_the_closest_scattered_seats_when_no_row_fits():
-    # No two free seats are side by side anywhere.
-    places = row(range(1, 7), row_label="1", y=1.0) + row(range(1, 7), row_label="2", y=3.0)
-    taken = set(keys("1", 2, 4, 6)) | set(keys("2", 1, 3, 5))
-    picked = seats_pick_best(places=places, taken=taken, count=3, focal=(3.0, 0.0))
-    # Distances: 1-3 → 1.0, 1-1 / 1-5 → 2.24, 2-2 / 2-4 → 3.16.
+def test_without_room_in_any_row_the_group_splits_into_the_longest_runs_first():
+    # Nowhere are 4 free side by side. Row 1 (near) has runs of 1 and 2 (seat 3 taken);
+    # row 2 (far) has a run of 3 (seats 1-3).
+    places = row(range(1, 5), row_label="1", y=1.0) + row(range(1, 5), row_label="2", y=3.0)
+    taken = set(keys("1", 3)) | set(keys("2", 4))
+    picked = seats_pick_best(places=places, taken=taken, count=4, focal=(2.0, 0.0))
+    # The run of 3 first, then the nearest single seat that strands nobody: 1-4 (next to
+    # taken 1-3 and the row's end) leaves 1-1 and 1-2 together; 1-1 or 1-2 would not.
+    assert picked == keys("2", 1, 2, 3) + keys("1", 4)
+
+
+def test_the_split_keeps_each_block_as_large_as_what_is_left_allows():
+    # Runs of 2 everywhere; 5 seats wanted → 2 + 2 + 1.
+    places = row(range(1, 9), y=1.0)
+    taken = set(keys("1", 3, 6))
+    picked = seats_pick_best(places=places, taken=taken, count=5, focal=(4.5, 0.0))
     assert picked is not None
-    assert picked[0] == "A-1-3"
-    assert set(picked) == set(keys("1", 1, 3, 5))
+    assert sorted(picked) == sorted(keys("1", 1, 2, 4, 5, 7))
+    assert picked[:2] == keys("1", 4, 5)  # the nearest pair first
 
 
 def test_fallback_takes_every_free_seat_when_exactly_enough_are_free():
     places = row(range(1, 6))
     picked = seats_pick_best(places=places, taken=set(keys("1", 2, 4)), count=3, focal=(0, 0))
-    assert picked == keys("1", 1, 3, 5)
+    assert sorted(picked or []) == keys("1", 1, 3, 5)
 
 
 def test_none_when_fewer_seats_are_free_than_wanted():
@@ -166,41 +183,12 @@ def test_taken_seats_are_never_picked():
         assert not set(picked) & taken
 
 
-# --- spread -----------------------------------------------------------------------------------
+# --- the rows the script indexes --------------------------------------------------------------
 
 
-@pytest.fixture
-def ranked_pairs() -> list[SeatPlace]:
-    """Five rows of exactly two seats, row r at distance r: the ranking is row 1 … row 5."""
-    places: list[SeatPlace] = []
-    for r in range(1, 6):
-        places += row([1, 2], row_label=str(r), y=float(r))
-    return places
-
-
-def picks(places: list[SeatPlace], spread: int, tries: int = 300) -> set[tuple[str, ...]]:
-    rng = random.Random(1234)
-    seen = set()
-    for _ in range(tries):
-        picked = seats_pick_best(
-            places=places, taken=set(), count=2, focal=(1.5, 0.0), spread=spread, rng=rng
-        )
-        assert picked is not None
-        seen.add(tuple(picked))
-    return seen
-
-
-def test_spread_one_always_picks_the_best(ranked_pairs):
-    assert picks(ranked_pairs, spread=1) == {tuple(keys("1", 1, 2))}
-
-
-def test_spread_picks_among_exactly_the_best_n(ranked_pairs):
-    assert picks(ranked_pairs, spread=3) == {tuple(keys(str(r), 1, 2)) for r in (1, 2, 3)}
-
-
-def test_spread_larger_than_the_candidates_picks_among_all_of_them(ranked_pairs):
-    assert picks(ranked_pairs, spread=64) == {tuple(keys(str(r), 1, 2)) for r in range(1, 6)}
-
-
-def test_spread_below_one_behaves_as_one(ranked_pairs):
-    assert picks(ranked_pairs, spread=0) == {tuple(keys("1", 1, 2))}
+def test_rows_mark_gaps_in_numbering_and_bound_every_block():
+    places = row([1, 2, 5], y=4.0) + row([1], row_label="2", y=9.0)
+    first, second = seat_rows(places, (3.0, 0.0))
+    assert first.keys == ("A-1-1", "A-1-2", "", "A-1-5")
+    # The focal x lies within row 1's extent: its bound is the straight distance to it.
+    assert (first.bound, second.bound) == (4.0, pytest.approx((2.0**2 + 9.0**2) ** 0.5))

@@ -36,6 +36,7 @@ from apps.reservations.errors import (
 )
 from apps.reservations.redis import inventory
 from apps.reservations.redis.keys import event_keys
+from apps.reservations.tests.factories import seat_rows_from_keys
 
 EVENT = 7
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z
@@ -65,6 +66,8 @@ def load(*, event_id=EVENT, seats=None, max_per_hold=4, ttl_ms=TTL, max_hold_ms=
     return inventory.inventory_load(
         event_id=event_id,
         seat_prices=[(seat, PRICES.get(seat, 1000)) for seat in seats],
+        rows=seat_rows_from_keys(seats),
+        focal=(0.0, 0.0),
         ttl_ms=ttl_ms,
         max_per_hold=max_per_hold,
         max_hold_ms=max_hold_ms,
@@ -112,6 +115,8 @@ def fingerprint(event_id=EVENT) -> dict:
         "expiry": client.zrange(keys.expiry, 0, -1, withscores=True),
         "reservations": client.hgetall(keys.reservations),
         "outbox": client.xrange(keys.outbox),
+        "row index": client.hgetall(keys.rows_free),
+        "free counts": client.hgetall(keys.free),
     }
 
 

@@ -27,6 +27,7 @@ from apps.core.exceptions import DomainError
 from apps.core.redis import redis_client_get
 from apps.reservations.redis import inventory
 from apps.reservations.redis.keys import event_keys
+from apps.reservations.tests.factories import seat_rows_from_keys
 
 SEATS = [f"A-1-{n}" for n in range(1, 9)]
 UNKNOWN = "Z-9-9"
@@ -251,6 +252,8 @@ def load(event_id: int) -> int:
     return inventory.inventory_load(
         event_id=event_id,
         seat_prices=list(PRICES.items()),
+        rows=seat_rows_from_keys(list(PRICES)),
+        focal=(0.0, 0.0),
         ttl_ms=TTL,
         max_per_hold=MAX_PER_HOLD,
         max_hold_ms=MAX_HOLD,
@@ -501,6 +504,11 @@ class InventoryMachine(RuleBasedStateMachine):
         self.compare(lambda: inventory.inventory_expire(event_id=self.event_id), self.model.expire)
 
     # --- after every step ---
+
+    @invariant()
+    def row_index_matches_the_states(self):
+        # Every script that frees or takes a seat keeps best available's index exact.
+        assert inventory.inventory_index_check(event_id=self.event_id) == []
 
     @invariant()
     def same_state_and_events(self):
