@@ -45,6 +45,7 @@ bench_env_setup()
 from apps.core.redis import redis_client_get  # noqa: E402
 from apps.reservations.errors import SeatsUnavailable  # noqa: E402
 from apps.reservations.redis import inventory  # noqa: E402
+from apps.reservations.tests.factories import seat_rows_from_keys  # noqa: E402
 
 ROWS, SEATS_PER_ROW, GROUP = 40, 50, 4  # 2,000 seats an event, holds of 4 adjacent seats
 HOLD_TTL_S = 3600  # nothing may expire mid-run: the check counts live holds
@@ -125,6 +126,8 @@ def load_script_events(first_id: int, count: int) -> list[int]:
         inventory.inventory_load(
             event_id=event_id,
             seat_prices=prices,
+            rows=seat_rows_from_keys([key for key, _ in prices]),
+            focal=(0.0, 0.0),
             ttl_ms=HOLD_TTL_S * 1000,
             max_per_hold=MAX_PER_HOLD,
             max_hold_ms=3 * HOLD_TTL_S * 1000,

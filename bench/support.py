@@ -169,7 +169,9 @@ def bench_event_create(*, seats: int, sections: int, rows: int, hold_ttl_s: int)
     from apps.reservations.models import Event, PriceCategory, Section, Venue
 
     per_row = max(1, seats // (sections * rows))
-    venue = Venue.objects.create(name=f"Bench stadium {RUN}", focal_x=0.0, focal_y=-50.0)
+    venue = Venue.objects.create(
+        name=f"Bench stadium {RUN}, {seats:,} seats", focal_x=0.0, focal_y=-50.0
+    )
     categories = [
         PriceCategory.objects.create(venue=venue, name=name, price=Decimal(price))
         for name, price in (("Floor", "150"), ("Lower", "90"), ("Upper", "45"))

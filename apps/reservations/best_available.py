@@ -44,9 +44,10 @@ class SeatRow:
     bound: float
 
     @property
-    def order(self) -> tuple[float, str]:
-        """Visiting order: the script's sorted sets order by score, then member bytes."""
-        return (self.bound, str(self.id))
+    def key(self) -> str:
+        """The row's id in Redis, zero-padded: the script breaks ties by comparing these
+        as text, which is then the venue's row order."""
+        return f"{self.id:06d}"
 
 
 def seat_rows(places: Iterable[SeatPlace], focal: tuple[float, float]) -> list[SeatRow]:
@@ -99,8 +100,9 @@ def seats_pick_best(
     """The blocks the documented rules pick for ``count`` seats, or None if too few are free.
 
     One block when any row has ``count`` free seats side by side: the best by ``rank``,
-    ties to the first in visiting order. Otherwise the group is split, greedily: the
-    longest run that is still needed (the best such block), then again for the rest.
+    ties to the first row in the venue's order, then the leftmost. Otherwise the group is
+    split, greedily: the longest run that is still needed (the best such block), then
+    again for the rest.
     """
     if count < 1:
         raise ValueError("count must be at least 1")
@@ -108,13 +110,13 @@ def seats_pick_best(
     free = sum(1 for row in rows for key in row.keys if key != GAP and key not in taken)
     if free < count:
         return None
-    rows = sorted(rows, key=lambda r: r.order)
+    rows = sorted(rows, key=lambda r: r.key)
     blocks = []
     while count:
         size = min(count, _longest_run(rows, taken))
         block = min(
             (b for row in rows for b in row_blocks(row, taken, size, focal)), key=lambda b: b.rank
-        )  # min() keeps the first of equals: rows in visiting order, blocks left to right
+        )  # min() keeps the first of equals: rows in order, blocks left to right
         blocks.append(block)
         taken.update(block.seats)
         count -= size

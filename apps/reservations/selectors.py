@@ -18,6 +18,7 @@ from apps.core.redis import redis_client_get
 from apps.reservations.best_available import SeatPlace
 from apps.reservations.layouts import LAYOUT_FORMAT
 from apps.reservations.models import Event, Venue
+from apps.reservations.redis import inventory
 
 
 def event_list() -> QuerySet[Event]:
@@ -219,3 +220,11 @@ def event_seat_prices(*, event_id: int) -> dict[str, Decimal]:
     """Seat key → its price category's price (cached like event_seat_places)."""
     event = Event.objects.select_related("venue").get(pk=event_id)
     return dict(event.venue.seats.values_list("key", "section__category__price"))
+
+
+def event_index_problems(*, event_id: int) -> list[str]:
+    """Where best available's row index disagrees with the seat states (docs/architecture.md,
+    Best available); [] when it agrees. Opening the sale again rebuilds the index."""
+    return [
+        f"row index: {problem}" for problem in inventory.inventory_index_check(event_id=event_id)
+    ]

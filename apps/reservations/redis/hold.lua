@@ -36,7 +36,7 @@ else
 end
 local expires = now + tonumber(ttl)
 for _, seat in ipairs(seats) do redis.call('HSET', K_STATE, seat, 'h:' .. args.token) end
-index_mark(seats, false)
+if not args.best then index_mark(seats, false) end  -- best_pick marked its picks
 redis.call('HSET', K_HOLDS, args.token, cjson.encode({holder = args.holder, seats = seats,
   created = now, expires = expires}))
 redis.call('ZADD', K_EXPIRY, expires, args.token)

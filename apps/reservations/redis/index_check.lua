@@ -36,24 +36,45 @@ for i = 1, #rows, 2 do
       problem('row ' .. id .. ': pattern ' .. row.pattern .. ', states say ' .. pattern)
     end
     local _, free_here = pattern:gsub('1', '')
-    local longest = longest_run(pattern)
+    local row_fit, row_fit_ok = row_fits(pattern, fit_max)
     for _, scope in ipairs(row_scopes(row)) do
       free[scope] = (free[scope] or 0) + free_here
       for size = 1, fit_max do
-        local key = fit_key(scope, size)
-        local score = redis.call('ZSCORE', key, id)
-        if size <= longest then
-          members[key] = (members[key] or 0) + 1
-          if not score then
-            problem('row ' .. id .. ': missing from ' .. scope .. ' size ' .. size)
-          elseif tonumber(score) ~= tonumber(row.bound) then
-            problem('row ' .. id .. ': score ' .. score .. ' in ' .. scope .. ' size ' .. size)
+        -- A fit_ok score is the bound, or the cached best distance once resolved.
+        local cached = redis.call('HGET', K_ROW_BEST, id .. ':' .. size)
+        local resolved = cached and tonumber(cached:match('^(%S+)')) or tonumber(row.bound)
+        for _, set in ipairs({{fit_key(scope, size), row_fit[size], tonumber(row.bound)},
+                              {fit_ok_key(scope, size), row_fit_ok[size], resolved}}) do
+          local key, fits, expected = set[1], set[2], set[3]
+          local score = redis.call('ZSCORE', key, id)
+          if fits then
+            members[key] = (members[key] or 0) + 1
+            if not score then
+              problem('row ' .. id .. ': missing from ' .. key)
+            elseif tonumber(score) ~= expected then
+              problem('row ' .. id .. ': score ' .. score .. ' in ' .. key .. ', not ' .. expected)
+            end
+          elseif score then
+            problem('row ' .. id .. ': in ' .. key .. ', but pattern ' .. pattern)
           end
-        elseif score then
-          problem('row ' .. id .. ': in ' .. scope .. ' size ' .. size .. ', longest run ' .. longest)
         end
       end
     end
+  end
+end
+
+-- Every cached best block is the one the row has now.
+local focal = redis.call('HMGET', K_META, 'focal_x', 'focal_y')
+local cache = redis.call('HGETALL', K_ROW_BEST)
+for i = 1, #cache, 2 do
+  local row_id, size = cache[i]:match('^(%d+):(%d+)$')
+  local ok, fresh = nil, 'no row'
+  if redis.call('HEXISTS', K_ROWS_FREE, row_id) == 1 then
+    ok = row_blocks(row_id, tonumber(size), tonumber(focal[1]), tonumber(focal[2]))
+    fresh = ok and string.format('%.17g %d', ok.distance, ok.first) or 'none'
+  end
+  if fresh ~= cache[i + 1] then
+    problem('row ' .. row_id .. ' size ' .. size .. ': cached ' .. cache[i + 1] .. ', now ' .. fresh)
   end
 end
 
@@ -74,9 +95,10 @@ for scope, count in pairs(free) do
 end
 for scope in pairs(free) do
   for size = 1, fit_max do
-    local key = fit_key(scope, size)
-    local stored, fit = redis.call('ZCARD', key), members[key] or 0
-    if stored ~= fit then problem(key .. ': ' .. stored .. ' rows, ' .. fit .. ' fit') end
+    for _, key in ipairs({fit_key(scope, size), fit_ok_key(scope, size)}) do
+      local stored, fit = redis.call('ZCARD', key), members[key] or 0
+      if stored ~= fit then problem(key .. ': ' .. stored .. ' rows, ' .. fit .. ' fit') end
+    end
   end
 end
 return reply({problems = problems})

@@ -32,7 +32,7 @@ def clock_ms() -> int:
 
 
 # What each script is made of, beyond prelude.lua and its own file.
-_SCRIPT_PARTS = {"hold": ["best"]}
+_SCRIPT_PARTS = {"hold": ["best"], "index_check": ["best"]}
 
 
 @cache
@@ -79,7 +79,7 @@ def inventory_load(
         # script must compare exactly what the reference model computes.
         rows=[
             {
-                "id": row.id,
+                "id": row.key,
                 "section": row.section_id,
                 "category": row.category_id,
                 "bound": repr(row.bound),

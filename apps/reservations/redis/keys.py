@@ -84,11 +84,21 @@ class EventKeys:
         """Hash: section id → its price category id."""
         return f"{self.base}:sections"
 
+    @property
+    def row_best(self) -> str:
+        """Hash: "<row id>:<size>" → "<distance> <position>", the row's best block of that
+        size that strands nobody; filled by searches, dropped when the row changes."""
+        return f"{self.base}:row-best"
+
     def fit(self, scope: str, size: int) -> str:
         """Sorted set: the scope's rows with ``size`` free seats side by side, scored by
         their bound. One per scope and size up to max_per_hold; the scripts derive these
         names from the meta key, so they are not among ``script_keys``."""
         return f"{self.base}:fit:{scope}:{size}"
+
+    def fit_ok(self, scope: str, size: int) -> str:
+        """Sorted set: like ``fit``, the rows with such a block that strands nobody."""
+        return f"{self.base}:fit:ok:{scope}:{size}"
 
     @property
     def relay_lease(self) -> str:
@@ -111,6 +121,7 @@ class EventKeys:
             self.seat_rows,
             self.free,
             self.sections,
+            self.row_best,
         ]
 
 

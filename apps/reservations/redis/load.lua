@@ -23,12 +23,15 @@ for i = 1, #sections, 2 do
   old_scopes['c:' .. sections[i + 1]] = true
 end
 for scope in pairs(old_scopes) do
-  for size = 1, old_fit_max do doomed[#doomed + 1] = fit_key(scope, size) end
+  for size = 1, old_fit_max do
+    doomed[#doomed + 1] = fit_key(scope, size)
+    doomed[#doomed + 1] = fit_ok_key(scope, size)
+  end
 end
 for i = 1, #doomed, 500 do
   redis.call('DEL', unpack(doomed, i, math.min(i + 499, #doomed)))
 end
-redis.call('DEL', K_ROWS, K_ROWS_FREE, K_SEAT_ROWS, K_FREE, K_SECTIONS)
+redis.call('DEL', K_ROWS, K_ROWS_FREE, K_SEAT_ROWS, K_FREE, K_SECTIONS, K_ROW_BEST)
 
 local fit_max = args.max_per_hold
 local free, fits = {}, {}  -- scope → free seats; fit set key → {score, member, ...}
@@ -61,14 +64,18 @@ for _, row in ipairs(args.rows) do
     table.concat({row.section, row.category, row.bound, pattern}, ' '))
   redis.call('HSET', K_SECTIONS, row.section, row.category)
   local parsed = {section = tostring(row.section), category = tostring(row.category)}
-  local longest = longest_run(pattern)
+  local row_fit, row_fit_ok = row_fits(pattern, fit_max)
   for _, scope in ipairs(row_scopes(parsed)) do
     free[scope] = (free[scope] or 0) + free_here
-    for size = 1, math.min(longest, fit_max) do
-      local key = fit_key(scope, size)
-      fits[key] = fits[key] or {}
-      table.insert(fits[key], row.bound)
-      table.insert(fits[key], id)
+    for size = 1, fit_max do
+      local keys = {}
+      if row_fit[size] then keys[#keys + 1] = fit_key(scope, size) end
+      if row_fit_ok[size] then keys[#keys + 1] = fit_ok_key(scope, size) end
+      for _, key in ipairs(keys) do
+        fits[key] = fits[key] or {}
+        table.insert(fits[key], row.bound)
+        table.insert(fits[key], id)
+      end
     end
   end
 end

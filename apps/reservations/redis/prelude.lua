@@ -1,15 +1,15 @@
 -- Shared head of every inventory script (inventory.py prepends it).
 --
 -- KEYS: meta, seats, state, holds, holders, expiry, reservations, outbox, and the row
--- index: rows, rows_free, seat_rows, free, sections (keys.py), all under one event's hash
+-- index: rows, rows_free, seat_rows, free, sections, row_best (keys.py), all under one event's hash
 -- tag. ARGV[1]: the command's arguments as one JSON object, with at least `now` (ms since
 -- epoch, the caller's clock), `event_id` and `nonce`.
 local K_META, K_SEATS, K_STATE, K_HOLDS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_HOLDERS, K_EXPIRY, K_RESERVATIONS, K_OUTBOX = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_ROWS, K_ROWS_FREE, K_SEAT_ROWS, K_FREE = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local K_SECTIONS = KEYS[13]
--- The fit sets are one per scope and size, so their names are derived (keys.py, fit):
--- same hash tag, same slot.
+local K_SECTIONS, K_ROW_BEST = KEYS[13], KEYS[14]
+-- The fit sets are one per scope and size, so their names are derived (keys.py, fit and
+-- fit_ok): same hash tag, same slot.
 local K_FIT = K_META:sub(1, -#':meta' - 1) .. ':fit:'
 local args = cjson.decode(ARGV[1])
 local now = args.now
@@ -91,6 +91,7 @@ end
 -- in it exactly when it has no state; index_mark is called by every change between the
 -- two, so the index is exact after every script.
 local function fit_key(scope, size) return K_FIT .. scope .. ':' .. size end
+local function fit_ok_key(scope, size) return K_FIT .. 'ok:' .. scope .. ':' .. size end
 
 local function row_parse(raw)
   local section, category, bound, pattern = raw:match('^(%S+) (%S+) (%S+) (%S+)$')
@@ -101,17 +102,25 @@ local function row_scopes(row)
   return {'all', 's:' .. row.section, 'c:' .. row.category}
 end
 
-local function longest_run(pattern)
-  local longest = 0
+-- Which sizes (1..fit_max) a row can seat side by side, and which of those without
+-- stranding a seat: a free run of length L has a block of n that strands nobody exactly
+-- when L == n or L >= n + 2 (with L == n + 1, either end leaves one seat alone).
+local function row_fits(pattern, fit_max)
+  local fits, fits_ok = {}, {}
   for run in pattern:gmatch('1+') do
-    if #run > longest then longest = #run end
+    local length = #run
+    for size = 1, math.min(length, fit_max) do
+      fits[size] = true
+      if length == size or length >= size + 2 then fits_ok[size] = true end
+    end
   end
-  return longest
+  return fits, fits_ok
 end
 
 -- `seats` became free (free = true) or taken: update their rows' patterns, the free
--- counts and the fit sets. Seats already marked so are left alone, which makes marking
--- twice harmless (best available marks its picks before the hold sets their state).
+-- counts, the fit sets and drop the rows' cached best blocks. Seats already marked so
+-- are left alone, which makes marking twice harmless (best available marks its picks
+-- before the hold sets their state).
 local function index_mark(seats, free)
   if #seats == 0 then return end
   local mark = free and '1' or '0'
@@ -139,15 +148,34 @@ local function index_mark(seats, free)
     if changed > 0 then
       redis.call('HSET', K_ROWS_FREE, row_id,
         table.concat({row.section, row.category, row.bound, pattern}, ' '))
-      local before, after = longest_run(row.pattern), longest_run(pattern)
-      local low, high = math.min(before, after), math.min(math.max(before, after), fit_max)
+      local fits_before, ok_before = row_fits(row.pattern, fit_max)
+      local fits_after, ok_after = row_fits(pattern, fit_max)
+      -- Best blocks a search resolved for this row are stale now: forget them, and put
+      -- the row's score in those sets back to its bound (best.lua, row_resolve).
+      local fields, resolved, stale = {}, {}, {}
+      for size = 1, fit_max do fields[size] = row_id .. ':' .. size end
+      local cached = redis.call('HMGET', K_ROW_BEST, unpack(fields))
+      for size = 1, fit_max do
+        if cached[size] then
+          resolved[size] = true
+          stale[#stale + 1] = fields[size]
+        end
+      end
+      if #stale > 0 then redis.call('HDEL', K_ROW_BEST, unpack(stale)) end
       for _, scope in ipairs(row_scopes(row)) do
         redis.call('HINCRBY', K_FREE, scope, free and changed or -changed)
-        for size = low + 1, high do
-          if after > before then
-            redis.call('ZADD', fit_key(scope, size), row.bound, row_id)
-          else
-            redis.call('ZREM', fit_key(scope, size), row_id)
+        for size = 1, fit_max do
+          local key = fit_key(scope, size)
+          if fits_after[size] and not fits_before[size] then
+            redis.call('ZADD', key, row.bound, row_id)
+          elseif fits_before[size] and not fits_after[size] then
+            redis.call('ZREM', key, row_id)
+          end
+          key = fit_ok_key(scope, size)
+          if ok_after[size] and (resolved[size] or not ok_before[size]) then
+            redis.call('ZADD', key, row.bound, row_id)
+          elseif ok_before[size] and not ok_after[size] then
+            redis.call('ZREM', key, row_id)
           end
         end
       end

@@ -11,6 +11,7 @@ reference's by the documented order; the row index must match the states afterwa
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,9 +41,14 @@ def load(places: list[SeatPlace], focal: tuple[float, float], max_per_hold=MAX_P
     return event_id
 
 
-def hold_best(event_id: int, count: int, *, holder=None, section=None, category=None):
+class Held(NamedTuple):
+    token: str  # also the holder
+    seats: list[str]
+
+
+def hold_best(event_id: int, count: int, *, holder=None, section=None, category=None) -> Held:
     token = f"{event_id}.t{next(_tokens)}"
-    return inventory.inventory_hold_best(
+    result = inventory.inventory_hold_best(
         event_id=event_id,
         count=count,
         section_id=section,
@@ -50,6 +56,7 @@ def hold_best(event_id: int, count: int, *, holder=None, section=None, category=
         token=token,
         holder=holder or token,
     )
+    return Held(token, result.seats)
 
 
 # --- random venues and states ------------------------------------------------------------
@@ -128,7 +135,25 @@ def test_the_script_picks_as_well_as_the_reference(venue, data):
     taken = data.draw(st.sets(st.sampled_from(keys), max_size=len(keys)), label="taken")
     how = data.draw(st.sampled_from(["held", "reserved", "blocked"]), label="how")
     take(event_id, sorted(taken), how)
+    # A few picks in a row, with releases between them: rows the searches resolved
+    # change under them, and must be searched right again.
+    holds: list[tuple[str, list[str]]] = []
+    for _ in range(data.draw(st.integers(1, 4), label="steps")):
+        if holds and data.draw(st.booleans(), label="release one"):
+            token, seats = holds.pop(data.draw(st.integers(0, len(holds) - 1)))
+            inventory.inventory_release(event_id=event_id, token=token, holder=token, seats=[])
+            taken -= set(seats)
+        else:
+            picked = best_compared(event_id, places, focal, taken, data)
+            if picked is not None:
+                holds.append(picked)
+                taken |= set(picked[1])
+        assert inventory.inventory_index_check(event_id=event_id) == []
 
+
+def best_compared(event_id, places, focal, taken, data) -> tuple[str, list[str]] | None:  # type: ignore[no-untyped-def]
+    """One best-available hold with a drawn count and scope, held to the reference.
+    Returns (token, seats) of the hold, or None if (rightly) refused."""
     sections = sorted({p.section_id for p in places})
     scope = data.draw(st.sampled_from(["event", "section", "category", "both"]), label="scope")
     section = data.draw(st.sampled_from(sections)) if scope in ("section", "both") else None
@@ -145,16 +170,16 @@ def test_the_script_picks_as_well_as_the_reference(venue, data):
     if expected is None:
         with pytest.raises(SeatsUnavailable):
             hold_best(event_id, count, section=section, category=category)
-    else:
-        picked = hold_best(event_id, count, section=section, category=category).seats
-        assert len(set(picked)) == count and set(picked) <= scope_keys
-        sizes = [len(block.seats) for block in expected]
-        got = blocks_of(picked, sizes, scope_rows, taken, focal)
-        for mine, theirs in zip(got, expected, strict=True):
-            assert mine.strands_a_seat <= theirs.strands_a_seat
-            if mine.strands_a_seat == theirs.strands_a_seat:
-                assert mine.distance <= theirs.distance + 1e-9
-    assert inventory.inventory_index_check(event_id=event_id) == []
+        return None
+    held = hold_best(event_id, count, section=section, category=category)
+    assert len(set(held.seats)) == count and set(held.seats) <= scope_keys
+    sizes = [len(block.seats) for block in expected]
+    got = blocks_of(held.seats, sizes, scope_rows, taken, focal)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.strands_a_seat <= theirs.strands_a_seat
+        if mine.strands_a_seat == theirs.strands_a_seat:
+            assert mine.distance <= theirs.distance + 1e-9
+    return held.token, held.seats
 
 
 # --- the rules that need no model ------------------------------------------------------------
@@ -267,3 +292,18 @@ def test_concurrent_best_and_picked_holds_never_share_a_seat():
     seats = [seat for pair in won for seat in pair]
     assert len(seats) == len(set(seats))
     assert inventory.inventory_index_check(event_id=event_id) == []
+
+
+def test_an_event_loaded_before_the_index_existed_says_so():
+    from redis.exceptions import ResponseError
+
+    from apps.core.redis import redis_client_get
+    from apps.reservations.redis.keys import event_keys
+
+    event_id = load(grid(1, 1, 4), (0.0, 0.0))
+    redis_client_get().hdel(event_keys(event_id).meta, "fit_max")
+    with pytest.raises(ResponseError, match="open the sale again"):
+        hold_best(event_id, 2)
+    assert inventory.inventory_index_check(event_id=event_id) == [
+        "no row index: open the sale again to build it"
+    ]

@@ -158,3 +158,5 @@ def test_reconcile_passes_when_consistent_and_lists_each_difference(sale, capsys
     assert "stats: event blocked is 1, Redis says 0" in out
     assert "stats: section A free is 0, Redis says 1" in out
     assert "stats: revenue is 130.00, reservation rows say 50.00" in out
+    # The seat freed behind the scripts' back is still taken in best available's index.
+    assert "row index: row " in out and "states say" in out

@@ -1,13 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.reservations.models import Event
+from apps.reservations.selectors import event_index_problems
 from apps.stats.reconcile import event_reconcile
 
 
 class Command(BaseCommand):
     help = (
-        "Compare an event's seat states in Redis with its reservation rows and stats; "
-        "print every difference and exit non-zero if there is any."
+        "Compare an event's seat states in Redis with best available's row index, its "
+        "reservation rows and its stats; print every difference and exit non-zero if "
+        "there is any."
     )
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
@@ -16,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, event_id: int, **options: object) -> None:
         if not Event.objects.filter(pk=event_id).exists():
             raise CommandError(f"no event {event_id}")
-        problems = event_reconcile(event_id=event_id)
+        problems = event_index_problems(event_id=event_id) + event_reconcile(event_id=event_id)
         for problem in problems:
             self.stdout.write(problem)
         if problems:
