@@ -10,7 +10,7 @@ under artifacts/e2e/, with the measured hold → other-browser latency.
 
 A third page's socket is cut (through Playwright's WebSocket route) and reconnects refused
 for a while: the page says "Reconnecting…" and that its colours may be stale; seats held
-meanwhile show once it is live again.
+meanwhile show once it is live again; then "Find best seats" holds the best pair in B.
 
 The venue: section A (50.00) rows 1-2 × seats 1-6, section B (30.00) row 1 × seats 1-6.
 """
@@ -123,7 +123,7 @@ def test_two_buyers_race_for_seats_in_real_browsers(stack):
     assert sorted(reservation.seats.values_list("seat_key", flat=True)) == ["A-1-1", "A-1-2"]
 
 
-def test_a_dropped_connection_shows_reconnecting_and_comes_back_current(stack):
+def test_a_dropped_connection_comes_back_current_and_best_seats_are_found(stack):
     event = sale_open()
     pipeline_wait(stack, event)
     with chromium() as browser:
@@ -180,6 +180,16 @@ def dropped_and_back(browser, base_url: str, event_id: int) -> None:
     expect(page.get_by_test_id("seat-focus")).to_have_text("B row 1 seat 1, held by others, €30.00")
     expect(page.get_by_test_id("section-stats")).to_contain_text("4 left in B")
     shot(page, "11-back-live")
+
+    # "Find best seats", 2 in B: of the free B-1-3 … B-1-6, the pair nearest the stage
+    # that strands nobody is 3-4 (4-5 would leave 3 alone).
+    page.get_by_label("Section").select_option(label="B")
+    page.get_by_role("button", name="Find best seats").click()
+    panel = page.get_by_test_id("hold-panel")
+    expect(panel).to_contain_text("B-1-3")
+    expect(panel).to_contain_text("B-1-4")
+    expect(page.get_by_test_id("section-stats")).to_contain_text("2 left in B")
+    shot(page, "12-best-seats-held")
     page.close()
 
 
