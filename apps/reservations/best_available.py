@@ -31,8 +31,8 @@ class SeatRow:
     """One row of one section: seat keys in number order, GAP where numbering skips.
 
     ``bound`` is the distance from the focal point to the row's bounding box: no block of
-    the row can be closer (a block's centre lies inside the box), which is what lets the
-    script stop visiting rows early.
+    the row can be closer (a block's centre lies inside the box), so the script may rank
+    a row it has not looked at yet by its bound.
     """
 
     id: int
