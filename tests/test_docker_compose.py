@@ -40,7 +40,7 @@ BACKING_SERVICES = {"postgres", "redis", "kafka"}
 # docs/architecture.md, "Processes": service name -> the command it must run.
 PROCESS_COMMANDS = {
     "web": ["granian", "--interface", "wsgi", "config.wsgi:application"],
-    "ws": ["daphne", "config.asgi:application"],
+    "ws": ["python", "scripts/ws_workers.py"],
     "relay": ["python", "manage.py", "relay_outbox"],
     "persistence": ["python", "manage.py", "consume_kafka", "persistence"],
     "stats": ["python", "manage.py", "consume_kafka", "stats"],
@@ -65,6 +65,7 @@ INTERPOLATED_VARS = {
     "SEATS_IMAGE",
     "WEB_PORT",
     "WEB_WORKERS",
+    "WS_WORKERS",
 }
 
 
@@ -194,6 +195,13 @@ def test_one_origin_proxy_publishes_8000_in_front_of_web_and_ws():
     for name in ("web", "ws"):
         assert proxy["depends_on"][name]["condition"] == "service_healthy"
         assert not service(name).get("ports"), f"{name} is reached through the proxy only"
+
+
+def test_ws_runs_several_daphne_workers_on_one_port():
+    ws = service("ws")
+    env = ws["environment"]
+    assert (env["SEATS_WS_HOST"], env["SEATS_WS_PORT"]) == ("0.0.0.0", "8000")  # noqa: S104
+    assert int(env["SEATS_WS_WORKERS"]) >= 2
 
 
 def test_web_runs_several_granian_workers():

@@ -1,9 +1,9 @@
 """The gateway's consumers: the event WebSocket, and (imported from bridge.py) the Kafka bridge.
 
-``EventSocketConsumer`` serves ``/ws/events/<event_id>/`` (docs/architecture.md, Gateway): a
-snapshot on connect and on ``resync``, then every envelope of the event as the bridge hands
-it to the event's group. Zero business logic: the snapshot is two selectors, the envelopes
-are relayed as the text that was published.
+``EventSocketConsumer`` serves ``/ws/events/<event_id>/`` (docs/architecture.md, Gateway):
+a snapshot on connect and on ``resync``, then the event's frames as the bridge published
+them. Zero business logic: the snapshot is built by selectors (snapshots.py), frames are
+written as the text that was published.
 
 Close codes (a close before the accept would reach the browser as a bare HTTP 403, so the
 socket is accepted first and then closed with the code):
@@ -13,34 +13,28 @@ socket is accepted first and then closed with the code):
 - 4400: a message that is not a JSON ``{"type": "resync" | "ping"}`` of at most 4 KB;
 - 4429: more than ``FLOOD_MAX_MESSAGES`` client messages within ``FLOOD_WINDOW_S``.
 
-Slow clients: the bridge's ``group_send`` never waits for a client. With the "core" channel
-layer each WebSocket's channel is a Redis list bounded by the layer's ``capacity``; when a
-client's consumer falls that far behind, further messages to it are dropped (and the layer
-logs it), and messages not picked up within ``expiry`` seconds are discarded. The client sees
-a ``seq`` gap and asks for a ``resync``, which is the protocol's recovery for any loss.
+Frames come from this process's fan-out (fanout.py), not through the channel layer: the
+consumer has none (``channel_layer_alias``), so a socket costs no channel, no receive loop
+and no per-message hop to the sync thread. Slow clients: what daphne has written to a
+socket that does not read is buffered by its transport, bounded by the ping timeout;
+frames waiting for a snapshot are bounded by ``MAX_WAITING_FRAMES``.
 """
 
 import json
 import time
 from collections import deque
 from types import SimpleNamespace
-from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.core.http import buyer_id_peek
-from apps.gateway.bridge import GatewayBridge, event_group_name
-from apps.reservations.errors import SaleNotOpen
-from apps.reservations.selectors import event_public_get
-from apps.seatstate.selectors import seat_map_get
-from apps.stats.selectors import event_stats_get
+from apps.gateway.bridge import GatewayBridge
+from apps.gateway.fanout import fanout_get
+from apps.gateway.snapshots import Missing, snapshot_get
 
 __all__ = ["EventSocketConsumer", "GatewayBridge"]
 
 CLOSE_BAD_REQUEST = 4400
-CLOSE_NOT_FOUND = 4404
-CLOSE_SALE_NOT_OPEN = 4409
 CLOSE_FLOOD = 4429
 
 # A client only ever sends {"type": "resync"} or {"type": "ping"}: a few dozen bytes.
@@ -52,79 +46,77 @@ FLOOD_MAX_MESSAGES = 20
 FLOOD_WINDOW_S = 10.0
 
 
-class _Missing(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
+# Frames that arrive while a snapshot is being built wait for it; past this many the
+# newest are dropped (the client sees a seq gap and resyncs, as after any loss).
+MAX_WAITING_FRAMES = 200
 
 
-def _snapshot_build(*, event_id: int, user: Any, session: Any) -> dict:
-    """The snapshot message, or _Missing with the close code. Runs in a worker thread."""
-    if event_public_get(event_id=event_id) is None:
-        raise _Missing(CLOSE_NOT_FOUND)
-    # Read the same way the seat map API does (no session is created by a read), so a
-    # buyer's own holds show as "m" here exactly as over HTTP.
-    buyer = None
-    if user is not None and session is not None:
-        buyer = buyer_id_peek(SimpleNamespace(user=user, session=session))  # type: ignore[arg-type]
-    try:
-        seat_map = seat_map_get(event_id=event_id, buyer=buyer)
-    except SaleNotOpen:
-        raise _Missing(CLOSE_SALE_NOT_OPEN) from None
-    stats = event_stats_get(event_id=event_id)
-    if stats is None:  # turned into a draft meanwhile
-        raise _Missing(CLOSE_NOT_FOUND)
-    return {
-        "type": "snapshot",
-        "event_id": event_id,
-        "seq": seat_map.seq,
-        "sale_status": seat_map.sale_status,
-        "seats": seat_map.sections,
-        "stats": stats,
-    }
-
-
-class EventSocketConsumer(AsyncJsonWebsocketConsumer):
+class EventSocketConsumer(AsyncWebsocketConsumer):
     """One browser watching one event's seat map."""
+
+    # No channel layer for these sockets (an alias that is not configured): frames come
+    # from the process's fan-out.
+    channel_layer_alias = "live-map-uses-no-channel-layer"
 
     async def connect(self) -> None:
         self.event_id: int = self.scope["url_route"]["kwargs"]["event_id"]
-        self.group_name = event_group_name(self.event_id)
+        # Read the same way the seat map API does (no session is created by a read), so a
+        # buyer's own holds are "mine" here exactly as over HTTP. No I/O: the middleware
+        # has resolved the user, and the session key is the cookie's.
+        user, session = self.scope.get("user"), self.scope.get("session")
+        self.buyer = None
+        if user is not None and session is not None:
+            self.buyer = buyer_id_peek(SimpleNamespace(user=user, session=session))  # type: ignore[arg-type]
         self.joined = False
         self.closing = False
+        self.waiting: list[str] | None = []  # frames held back until the snapshot is out
         self.received: deque[float] = deque()
         await self.accept()
-        # Join before reading the snapshot: an envelope published in between is then both in
-        # the snapshot and queued after it, and the client drops it by its seq. Joined after,
-        # it would be lost. Queued group messages wait until connect() returns, so the
-        # snapshot is always the first message.
-        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        self.fanout = fanout_get()
+        await self.fanout.join(self.event_id, self)
         self.joined = True
         await self.snapshot_send()
 
     async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
         if self.joined:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
             self.joined = False
+            await self.fanout.leave(self.event_id, self)
 
     async def snapshot_send(self) -> None:
+        """A snapshot from a build that started after now, then the frames held back."""
+        if self.waiting is None:
+            self.waiting = []
         try:
-            snapshot = await database_sync_to_async(_snapshot_build)(
-                event_id=self.event_id,
-                user=self.scope.get("user"),
-                session=self.scope.get("session"),
-            )
-        except _Missing as missing:
+            snapshot = await snapshot_get(self.event_id, joined_at=time.monotonic())
+        except Missing as missing:
             await self.close_with(missing.code)
             return
-        await self.send_json(snapshot)
+        if self.closing:
+            return
+        await self.send(text_data=snapshot.text_for(self.buyer))
+        waiting, self.waiting = self.waiting, None
+        for text in waiting:
+            await self.send(text_data=text)
 
     async def close_with(self, code: int) -> None:
         self.closing = True
-        if self.joined:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
-            self.joined = False
+        await self._leave()
         await self.close(code=code)
+
+    # --- from the fan-out ----------------------------------------------------------------
+
+    async def frame_send(self, text: str) -> None:
+        """A frame of this event, written as published, or held back for the snapshot."""
+        if self.closing:
+            return
+        if self.waiting is not None:
+            if len(self.waiting) < MAX_WAITING_FRAMES:
+                self.waiting.append(text)
+            return
+        await self.send(text_data=text)
 
     # --- from the client ----------------------------------------------------------------
 
@@ -148,7 +140,7 @@ class EventSocketConsumer(AsyncJsonWebsocketConsumer):
             return
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":
-            await self.send_json({"type": "pong"})
+            await self.send(text_data='{"type":"pong"}')
         elif kind == "resync":
             await self.snapshot_send()
         else:
@@ -160,10 +152,3 @@ class EventSocketConsumer(AsyncJsonWebsocketConsumer):
         while self.received and self.received[0] <= now - FLOOD_WINDOW_S:
             self.received.popleft()
         return len(self.received) > FLOOD_MAX_MESSAGES
-
-    # --- from the bridge ----------------------------------------------------------------
-
-    async def envelope_forward(self, message: dict) -> None:
-        """An envelope of this event: sent as the text that was published, not re-encoded."""
-        if not self.closing:
-            await self.send(text_data=message["text"])

@@ -18,6 +18,7 @@ class SeatMap:
     seq: int
     sale_status: str
     sections: list[dict]
+    held_by: dict[str, list[str]]  # buyer → the seats of their live holds
 
 
 @lru_cache(maxsize=32)
@@ -32,18 +33,23 @@ def _places_in_map_order(event_id: int) -> list[SeatPlace]:
 def seat_map_get(*, event_id: int, buyer: str | None, section_id: int | None = None) -> SeatMap:
     """Sections → rows → seat numbers and a state string, one character per seat.
 
-    ``buyer``'s own holds show as "m" (mine), everyone else's as "h". Raises
+    ``buyer``'s own holds show as "m" (mine), everyone else's as "h"; ``held_by`` says
+    whose they are, for the sockets' shared snapshot (apps/gateway/snapshots.py). Raises
     SaleNotOpen for an event whose seats are not in the live inventory.
     """
     snapshot = inventory_snapshot_get(event_id=event_id)
     names = event_sections(event_id=event_id)
     rows: dict[int, dict[str, list]] = defaultdict(dict)
+    held_by: dict[str, list[str]] = defaultdict(list)
     for place in _places_in_map_order(event_id):
         if section_id is not None and place.section_id != section_id:
             continue
         state, ref = snapshot.seat_state(place.key)
-        if state == "held" and buyer is not None and snapshot.holds[ref]["holder"] == buyer:
-            state = "mine"
+        if state == "held":
+            holder = snapshot.holds[ref]["holder"]
+            held_by[holder].append(place.key)
+            if holder == buyer:
+                state = "mine"
         row = rows[place.section_id].setdefault(place.row, [[], []])
         row[0].append(place.number)
         row[1].append(STATE_CODES[state])
@@ -58,4 +64,4 @@ def seat_map_get(*, event_id: int, buyer: str | None, section_id: int | None = N
         }
         for sid, section_rows in sorted(rows.items(), key=lambda item: names[item[0]])
     ]
-    return SeatMap(event_id, snapshot.seq, snapshot.status, sections)
+    return SeatMap(event_id, snapshot.seq, snapshot.status, sections, dict(held_by))

@@ -124,39 +124,20 @@ KAFKA_TOPIC_STATS_EVENTS = env("KAFKA_TOPIC_STATS_EVENTS", default="stats-events
 # the same broker needs its own.
 KAFKA_GROUP_PREFIX = env("KAFKA_GROUP_PREFIX", default="seats")
 
-# --- channels: WebSocket fan-out over Redis; "pubsub" (default) or "core" --------------
-# pubsub: one PUBLISH per message, each web process copies it to its own sockets; it
-# delivered twice the messages/s of the list-based core layer at 1,000 sockets
-# (bench/gateway.py, docs/architecture.md). Both bound each socket's queue (capacity).
-CHANNEL_LAYER = env("CHANNEL_LAYER", default="pubsub")
-_CHANNEL_LAYER_BACKENDS = {
-    "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "apps.gateway.layers.BoundedRedisPubSubChannelLayer",
-}
-# A socket whose queue is full loses messages, sees a seq gap and resyncs: a slow client
-# cannot grow the web process. core also drops messages older than 30 s.
-_CHANNEL_LAYER_LIMITS = (
-    {"capacity": 200, "expiry": 30, "group_expiry": 86_400}
-    if CHANNEL_LAYER == "core"
-    else {"capacity": 200}
-)
+# --- channels and the live map ---------------------------------------------------------
+# The live map's frames do not go through the channel layer: the gateway bridge PUBLISHes
+# one frame per event and window, and each web process writes it to its own sockets
+# (apps/gateway/fanout.py, docs/architecture.md, Gateway). The layer stays configured for
+# whatever else uses Channels' groups.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": _CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
-        "CONFIG": {
-            # redis-py pools refuse past 100 connections by default: 1,000 sockets
-            # connecting at once need more.
-            "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=2_000),
-                }
-            ],
-            "prefix": f"{SEATS_REDIS_PREFIX}:asgi",
-            **_CHANNEL_LAYER_LIMITS,
-        },
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{SEATS_REDIS_PREFIX}:asgi"},
     }
 }
+# How long the bridge lets an event's changes gather into one frame when they come fast
+# (an idle event's first change goes out at once).
+LIVE_COALESCE_MS = env.int("LIVE_COALESCE_MS", default=100)
 
 # --- celery: periodic jobs (hold expiry sweep, reconciliation) --------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")

@@ -78,6 +78,11 @@ export interface SnapshotMessage {
   sale_status: SaleStatus;
   seats: SnapshotSection[];
   stats: Stats;
+  /**
+   * The buyer's own held seats ("A-1-2"). The server shares one snapshot between all sockets
+   * of an event, so its states say "h" for every hold; this list tells which are "mine".
+   */
+  mine?: string[];
 }
 
 export type SeatEventType = "seat.held" | "seat.reserved" | "seat.released" | "seat.blocked";
@@ -104,11 +109,25 @@ export interface StatsMessage {
   data?: Stats;
 }
 
+/** A message as the page applies it (protocol/seatState.ts). */
 export type ServerMessage =
   | SnapshotMessage
   | SeatEnvelope
   | StatsMessage
   | { type: "pong" };
+
+/**
+ * Seat and stats envelopes coalesced into one WebSocket frame, in the order they happened.
+ * The socket unpacks it: each item applies exactly as if it had come on its own.
+ */
+export interface ChangesMessage {
+  type: "changes";
+  event_id: number;
+  items: (SeatEnvelope | StatsMessage)[];
+}
+
+/** What arrives on the WebSocket: a "changes" frame, or one message (older servers). */
+export type SocketFrame = ServerMessage | ChangesMessage;
 
 export interface HoldResponse {
   hold_token: string;

@@ -1,6 +1,6 @@
 """End to end: holds on the write side → outbox relay → Kafka → the gateway bridge (and the
-stats projector, for stats.updated) → channel layer → a WebSocket of the event. Real Redis,
-broker and Postgres; both channels_redis layers (the fixture of test_consumers)."""
+stats projector, for stats.updated) → the event's live frames → a WebSocket of the event.
+Real Redis, broker and Postgres."""
 
 import json
 import uuid
@@ -14,13 +14,7 @@ from apps.core.consumers import consumer_class_get
 from apps.core.kafka import topics_ensure
 from apps.core.tests.pipeline import WAIT_S, Running, relay
 from apps.gateway.bridge import GatewayBridge
-from apps.gateway.tests.test_consumers import (  # noqa: F401 - channel_layer_kind: a fixture
-    TIMEOUT,
-    channel_layer_kind,
-    connected,
-    run,
-    sale_open,
-)
+from apps.gateway.tests.test_consumers import TIMEOUT, connected, run, sale_open
 from apps.reservations import services
 from apps.reservations.models import Event
 from apps.stats.consumers import StatsConsumer
@@ -59,7 +53,9 @@ def test_published_envelopes_reach_the_events_sockets_in_order(sale):
         # The stats projector publishes a coalesced stats.updated once the holds are applied;
         # it is consistent with the last seat seq and arrives over the other topic.
         while not any(m["type"] == "stats.updated" and m["seq"] == seqs[-1] for m in received):
-            received.append(json.loads(await client.receive_from(timeout=WAIT_S)))
+            frame = json.loads(await client.receive_from(timeout=WAIT_S))
+            assert (frame["type"], frame["event_id"]) == ("changes", sale.pk)
+            received += frame["items"]
         seat = [m for m in received if m["type"].startswith("seat.")]
         assert [m["seq"] for m in seat] == seqs  # each once, in order
         assert [m["type"] for m in seat] == ["seat.held"] * HOLDS

@@ -1,18 +1,22 @@
-"""The event WebSocket through the real ASGI stack (origin check, sessions, routing), the real
-Redis channel layer (both channels_redis layers) and the real seat inventory."""
+"""The event WebSocket through the real ASGI stack (origin check, sessions, routing), the
+real per-process fan-out over Redis Pub/Sub and the real seat inventory."""
 
+import asyncio
 import json
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from apps.gateway.bridge import FORWARD_TYPE, event_group_name
+from apps.core.redis import redis_client_get
+from apps.gateway import snapshots
+from apps.gateway.bridge import live_frame
 from apps.gateway.consumers import FLOOD_MAX_MESSAGES
+from apps.gateway.fanout import live_channel
 from apps.reservations import services
 from apps.reservations.models import Event
 from apps.reservations.tests.factories import EventFactory, SeatFactory, SectionFactory
@@ -22,29 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 10  # seconds; a guard against hanging, not a speed assertion
 ORIGIN_OK = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-
-CHANNEL_LAYER_BACKENDS = {
-    "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "apps.gateway.layers.BoundedRedisPubSubChannelLayer",
-}
-
-
-@pytest.fixture(autouse=True, params=sorted(CHANNEL_LAYER_BACKENDS))
-def channel_layer_kind(request, settings) -> str:
-    """Each test on both layers, under the test's own Redis prefix (so its own groups).
-
-    Changing the setting makes Channels drop its cached layer (setting_changed).
-    """
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": CHANNEL_LAYER_BACKENDS[request.param],
-            "CONFIG": {
-                "hosts": [settings.REDIS_URL],
-                "prefix": f"{settings.SEATS_REDIS_PREFIX}:asgi",
-            },
-        }
-    }
-    return request.param
 
 
 @pytest.fixture
@@ -114,34 +95,103 @@ def test_snapshot_on_connect(sale):
     run(body)
 
 
-def test_group_message_is_forwarded_as_published(sale):
+def publish(event_id: int, texts: list[str]) -> str:
+    """What the bridge does with a batch: one frame of the event, on its live channel."""
+    frame = live_frame(event_id, texts)
+    redis_client_get().publish(live_channel(event_id), frame)
+    return frame
+
+
+def test_a_frame_reaches_every_socket_of_the_event_as_published(sale):
     async def body():
         client, _ = await connected(sale.pk)
         other, _ = await connected(sale.pk)
-        texts = [envelope_text(sale.pk, seq, [f"A-1-{seq}"]) for seq in (1, 2, 3)]
-        layer = get_channel_layer()
-        for text in texts:
-            await layer.group_send(event_group_name(sale.pk), {"type": FORWARD_TYPE, "text": text})
+        frame = publish(sale.pk, [envelope_text(sale.pk, seq, [f"A-1-{seq}"]) for seq in (1, 2)])
         for c in (client, other):
-            assert [await c.receive_from(timeout=TIMEOUT) for _ in texts] == texts
+            assert await c.receive_from(timeout=TIMEOUT) == frame
+        assert json.loads(frame)["items"][1]["seq"] == 2
         await client.disconnect()
         await other.disconnect()
 
     run(body)
 
 
-def test_other_events_messages_are_not_forwarded(sale):
+def test_other_events_frames_are_not_sent(sale):
     async def body():
         client, _ = await connected(sale.pk)
-        layer = get_channel_layer()
-        other_group = event_group_name(sale.pk + 1000)
-        await layer.group_send(
-            other_group, {"type": FORWARD_TYPE, "text": envelope_text(sale.pk + 1000, 1, [])}
-        )
-        mine = envelope_text(sale.pk, 1, ["A-1-1"])
-        await layer.group_send(event_group_name(sale.pk), {"type": FORWARD_TYPE, "text": mine})
+        publish(sale.pk + 1000, [envelope_text(sale.pk + 1000, 1, [])])
+        mine = publish(sale.pk, [envelope_text(sale.pk, 1, ["A-1-1"])])
         assert await client.receive_from(timeout=TIMEOUT) == mine
         await client.disconnect()
+
+    run(body)
+
+
+def test_one_subscription_per_event_and_process_whatever_the_sockets(sale):
+    channel = live_channel(sale.pk)
+
+    def subscribers() -> int:
+        return dict(redis_client_get().pubsub_numsub(channel))[channel]
+
+    async def body():
+        clients = [(await connected(sale.pk))[0] for _ in range(3)]
+        assert subscribers() == 1
+        for client in clients:
+            await client.disconnect()
+        await asyncio.sleep(0.2)  # the unsubscribe is sent as the last socket leaves
+        assert subscribers() == 0
+
+    run(body)
+
+
+def test_frames_published_while_the_snapshot_is_built_come_after_it(sale, monkeypatch):
+    frame_delivered = threading.Event()
+    build = snapshots._build
+
+    def slow_build(event_id: int) -> snapshots.SharedSnapshot:
+        frame_delivered.wait(TIMEOUT)  # the frame is published (and held back) first
+        return build(event_id)
+
+    monkeypatch.setattr(snapshots, "_build", slow_build)
+
+    async def body():
+        client = communicator(sale.pk)
+        accepted, _ = await client.connect(timeout=TIMEOUT)
+        assert accepted
+        await asyncio.sleep(0.2)  # joined: the socket takes frames from now on
+        frame = publish(sale.pk, [envelope_text(sale.pk, 1, ["A-1-1"])])
+        await asyncio.sleep(0.2)
+        frame_delivered.set()
+        first = await client.receive_json_from(timeout=TIMEOUT)
+        assert first["type"] == "snapshot"
+        assert await client.receive_from(timeout=TIMEOUT) == frame
+        await client.disconnect()
+
+    run(body)
+
+
+def test_sockets_connecting_together_share_one_snapshot_build(sale, monkeypatch):
+    builds = []
+    build = snapshots._build
+
+    def counted_build(event_id: int) -> snapshots.SharedSnapshot:
+        builds.append(event_id)
+        threading.Event().wait(0.3)  # long enough for all of them to ask meanwhile
+        return build(event_id)
+
+    monkeypatch.setattr(snapshots, "_build", counted_build)
+
+    async def body():
+        clients = [communicator(sale.pk) for _ in range(20)]
+        # The first build starts with the first socket; the others ask while it runs.
+        # Those that joined after it started wait for the next one, which serves them all.
+        results = await asyncio.gather(*(c.connect(timeout=TIMEOUT) for c in clients))
+        assert all(accepted for accepted, _ in results)
+        snapshots_got = [await c.receive_json_from(timeout=TIMEOUT) for c in clients]
+        assert {s["type"] for s in snapshots_got} == {"snapshot"}
+        assert len(builds) <= 3
+        for c in clients:
+            await c.disconnect()
 
     run(body)
 
@@ -259,9 +309,10 @@ def test_a_buyers_own_hold_is_mine_in_their_snapshot(sale):
         assert accepted
         snapshot = await mine.receive_json_from(timeout=TIMEOUT)
         assert snapshot["type"] == "snapshot" and snapshot["seq"] == response.json()["seq"]
-        assert states(snapshot) == "fmf"
+        # The seat states are shared by every socket; whose holds are whose is not.
+        assert (states(snapshot), snapshot["mine"]) == ("fhf", ["A-1-2"])
         anonymous, theirs = await connected(sale.pk)  # someone else's hold: just held
-        assert states(theirs) == "fhf"
+        assert (states(theirs), theirs["mine"]) == ("fhf", [])
         await mine.disconnect()
         await anonymous.disconnect()
 

@@ -2,9 +2,9 @@
 
 Buyers and staff change seats over HTTP (django.test.Client → DRF → Lua in Redis → outbox);
 the relay publishes the outbox to Kafka; the gateway bridge and the stats projector run in
-threads; WebSocket clients (the real ASGI stack and channel layer, both channels_redis layers
-via test_consumers' fixture) apply the protocol of docs/architecture.md ("Gateway") the way a
-browser does: start from the snapshot, apply the seat event whose seq is one more than theirs,
+threads; WebSocket clients (the real ASGI stack and per-process fan-out) apply the protocol of
+docs/architecture.md ("Gateway") the way a browser does: start from the snapshot, apply each
+frame's items in order, the seat event whose seq is one more than theirs,
 drop what they already have, resync on a gap; stats by their own seq. In the end each
 client's map must be exactly what GET /api/events/{id}/seats shows an anonymous buyer.
 """
@@ -23,12 +23,7 @@ from django.test import Client
 from apps.core.kafka import topics_ensure
 from apps.core.tests.pipeline import WAIT_S, Running, relay
 from apps.gateway.bridge import GatewayBridge
-from apps.gateway.tests.test_consumers import (  # noqa: F401 - channel_layer_kind: a fixture
-    TIMEOUT,
-    channel_layer_kind,
-    communicator,
-    run,
-)
+from apps.gateway.tests.test_consumers import TIMEOUT, communicator, run
 from apps.reservations import services
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event
@@ -107,7 +102,10 @@ class Browser:
 
     def handle(self, message: dict) -> None:
         kind = message["type"]
-        if kind == "snapshot":
+        if kind == "changes":
+            for item in message["items"]:
+                self.handle(item)
+        elif kind == "snapshot":
             self.seats = seat_map(message["seats"])
             self.seq = message["seq"]
             self.segments.append(Segment(self.seq))

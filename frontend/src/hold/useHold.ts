@@ -40,7 +40,7 @@ export function useHold(eventId: number, venue: Venue) {
   const [notices, setNotices] = useState<HoldNotices>(NO_NOTICES);
   // Refs let the live feed's callback and the commands see the hold as it is now.
   const holdRef = useRef(hold);
-  // A hold restored after a reload is trusted only once a snapshot shows it as "m".
+  // A hold restored after a reload is trusted only once a snapshot shows it as mine.
   const unconfirmedRestore = useRef(hold !== null);
   const confirming = useRef(false);
 

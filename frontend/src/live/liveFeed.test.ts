@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { HELD, MINE } from "../protocol/seatState";
+import { FREE, HELD, MINE, RESERVED } from "../protocol/seatState";
 import { FakeSocket, fakeTimers, resetFakes } from "../testing/fakeSocket";
 import { envelope, snapshot, stats, testVenue } from "../testing/fixtures";
 import { LiveFeed, type FeedUpdate } from "./liveFeed";
 
 const venue = testVenue();
 const at = (key: string) => venue.indexByKey.get(key)!;
+const changes = (...items: unknown[]) => ({ type: "changes", event_id: 7, items });
 
 function feed(token: string | null = null) {
   const updates: FeedUpdate[] = [];
@@ -102,5 +103,96 @@ describe("LiveFeed", () => {
     expect(last().state!.seq).toBe(3);
     expect(last().state!.codes[at("B-1-1")]).toBe(0);
     expect(last().state!.codes[at("B-1-2")]).toBe(4);
+  });
+
+  it("applies a changes frame's items in order, as if each had come alone", () => {
+    const { frame, last } = feed("mine");
+    const ws = FakeSocket.latest();
+    ws.open();
+    ws.receive(snapshot(10));
+    frame();
+    ws.receive(
+      changes(
+        envelope("seat.held", 11, ["A-1-1", "A-1-2"], { hold_token: "other" }),
+        envelope("seat.released", 12, ["A-1-1"], { reason: "released" }),
+        { type: "stats.updated", event_id: 7, seq: 12, data: stats(12, 17) },
+        envelope("seat.held", 13, ["A-1-1"], { hold_token: "mine" }),
+        envelope("seat.released", 14, ["A-1-2"], { reason: "expired" }),
+      ),
+    );
+    ws.receive(envelope("seat.held", 15, ["A-1-3"])); // a plain envelope still applies after it
+    frame();
+    const update = last();
+    expect(update.applied.map((e) => e.seq)).toEqual([11, 12, 13, 14, 15]);
+    expect(update.state!.seq).toBe(15);
+    expect(update.state!.codes[at("A-1-1")]).toBe(MINE); // held, released, then held by me
+    expect(update.state!.codes[at("A-1-2")]).toBe(FREE);
+    expect(update.state!.codes[at("A-1-3")]).toBe(HELD);
+    expect(update.state!.stats.free).toBe(17);
+    expect(ws.sentOfType("resync")).toHaveLength(0);
+  });
+
+  it("drops a changes frame's items that the snapshot already covers", () => {
+    const { frame, last } = feed();
+    const ws = FakeSocket.latest();
+    ws.open();
+    ws.receive(snapshot(12, { "A-1-1": "r" }, 30));
+    ws.receive(
+      changes(
+        envelope("seat.held", 11, ["A-1-1"]),
+        envelope("seat.released", 12, ["A-1-1"]),
+        { type: "stats.updated", event_id: 7, seq: 30, data: stats(30, 1) },
+        envelope("seat.held", 13, ["A-1-2"]),
+        { type: "stats.updated", event_id: 7, seq: 31, data: stats(31, 16) },
+      ),
+    );
+    frame();
+    const update = last();
+    expect(update.applied.map((e) => e.seq)).toEqual([13]);
+    expect(update.state!.codes[at("A-1-1")]).toBe(RESERVED); // still the snapshot's reservation
+    expect(update.state!.codes[at("A-1-2")]).toBe(HELD);
+    expect(update.state!.statsSeq).toBe(31);
+    expect(update.state!.stats.free).toBe(16);
+    expect(ws.sentOfType("resync")).toHaveLength(0);
+  });
+
+  it("a changes frame that skips a seq asks for a resync once", () => {
+    const { frame, last } = feed();
+    const ws = FakeSocket.latest();
+    ws.open();
+    ws.receive(snapshot(10));
+    frame();
+    ws.receive(
+      changes(
+        envelope("seat.held", 11, ["A-1-1"]),
+        envelope("seat.held", 13, ["A-1-2"]), // 12 is missing
+        envelope("seat.held", 14, ["A-1-3"]),
+      ),
+    );
+    ws.receive(changes(envelope("seat.held", 15, ["A-1-4"])));
+    frame();
+    expect(ws.sentOfType("resync")).toHaveLength(1);
+    const state = last().state!;
+    expect(last().applied.map((e) => e.seq)).toEqual([11]);
+    expect(state.seq).toBe(11);
+    expect(state.awaitingSnapshot).toBe(true);
+    expect(state.codes[at("A-1-2")]).toBe(FREE);
+    expect(state.codes[at("A-1-4")]).toBe(FREE); // ignored until the next snapshot
+  });
+
+  it("shows the snapshot's mine seats as mine and others' holds as held", () => {
+    const { frame, last } = feed();
+    const ws = FakeSocket.latest();
+    ws.open();
+    ws.receive({
+      ...snapshot(10, { "A-1-1": "h", "A-1-2": "h", "A-1-3": "h", "A-1-4": "r" }),
+      mine: ["A-1-2", "A-1-3", "A-1-4", "Z-9-9"],
+    });
+    frame();
+    const codes = last().state!.codes;
+    expect(codes[at("A-1-1")]).toBe(HELD);
+    expect(codes[at("A-1-2")]).toBe(MINE);
+    expect(codes[at("A-1-3")]).toBe(MINE);
+    expect(codes[at("A-1-4")]).toBe(RESERVED); // listed but reserved since: left as it is
   });
 });

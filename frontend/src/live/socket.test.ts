@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FakeSocket, fakeTimers, resetFakes } from "../testing/fakeSocket";
-import { snapshot } from "../testing/fixtures";
+import { envelope, snapshot, stats } from "../testing/fixtures";
 import { LiveSocket, backoffDelay, socketUrl, type ConnectionStatus } from "./socket";
 
 function client(random = () => 1) {
@@ -47,6 +47,20 @@ describe("LiveSocket", () => {
     FakeSocket.latest().receive(snapshot(1));
     expect(kinds()).toEqual(["connecting", "live"]);
     expect(messages).toHaveLength(1);
+  });
+
+  it("passes a changes frame on as its items, one by one and in order", () => {
+    const { kinds, messages } = client();
+    const ws = FakeSocket.latest();
+    ws.open();
+    const items = [
+      envelope("seat.held", 11, ["A-1-1"]),
+      { type: "stats.updated", event_id: 7, seq: 11, data: stats(11, 17) },
+      envelope("seat.released", 12, ["A-1-1"]),
+    ];
+    ws.receive({ type: "changes", event_id: 7, items });
+    expect(messages).toEqual(items);
+    expect(kinds()).toEqual(["connecting"]); // only a snapshot makes the map live
   });
 
   it("pings every 25 s while open", () => {

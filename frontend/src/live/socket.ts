@@ -1,4 +1,4 @@
-import type { ServerMessage } from "../types";
+import type { ServerMessage, SocketFrame } from "../types";
 
 // The event's WebSocket: connects, keeps the connection alive, reconnects with backoff, and
 // asks for a resync at most once per gap. It knows nothing about seats; the page applies
@@ -140,10 +140,15 @@ export class LiveSocket {
     };
     socket.onmessage = (event) => {
       if (this.socket !== socket || typeof event.data !== "string") return;
-      let message: ServerMessage;
+      let message: SocketFrame;
       try {
-        message = JSON.parse(event.data) as ServerMessage;
+        message = JSON.parse(event.data) as SocketFrame;
       } catch {
+        return;
+      }
+      if (message.type === "changes") {
+        // Only packaging: the items go on one by one, so the seq rules see them unchanged.
+        for (const item of message.items) this.options.onMessage(item);
         return;
       }
       if (message.type === "snapshot") {

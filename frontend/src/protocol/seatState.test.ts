@@ -31,6 +31,23 @@ describe("stateFromSnapshot", () => {
     expect(state.codes[at("B-1-2")]).toBe(BLOCKED);
   });
 
+  it("marks the seats in `mine` that the shared states show as held as mine", () => {
+    const message = {
+      ...snapshot(10, { "A-1-1": "h", "A-1-2": "h", "A-1-3": "r", "A-1-4": "f" }),
+      mine: ["A-1-2", "A-1-3", "A-1-4", "Z-9-9"], // Z-9-9 is not in the venue
+    };
+    const state = stateFromSnapshot(venue, message);
+    expect(state.codes[at("A-1-1")]).toBe(HELD); // someone else's hold
+    expect(state.codes[at("A-1-2")]).toBe(MINE);
+    expect(state.codes[at("A-1-3")]).toBe(RESERVED); // not "h": left as it is
+    expect(state.codes[at("A-1-4")]).toBe(FREE);
+  });
+
+  it("reads a snapshot without `mine` as having none", () => {
+    const state = stateFromSnapshot(venue, snapshot(10, { "A-1-2": "h" }));
+    expect(state.codes[at("A-1-2")]).toBe(HELD);
+  });
+
   it("treats seats the snapshot leaves out as not for sale", () => {
     const message = snapshot(3);
     message.seats = message.seats.filter((section) => section.name === "A");
@@ -213,6 +230,11 @@ describe("mine", () => {
     expect(holdAfterSnapshot(hold, snap({}), venue, false)).toBeNull();
     // Not strict (a socket opened before the session existed sees "h" for its own hold).
     expect(holdAfterSnapshot(hold, snap({ "A-1-1": "h", "A-1-2": "h" }), venue, false)).toBe(hold);
+    // A shared snapshot names the buyer's seats in `mine`, which is enough when strict.
+    const shared = (mine: string[]) =>
+      stateFromSnapshot(venue, { ...snapshot(20, { "A-1-1": "h", "A-1-2": "h" }), mine });
+    expect(holdAfterSnapshot(hold, shared(["A-1-1", "A-1-2"]), venue, true)).toBe(hold);
+    expect(holdAfterSnapshot(hold, shared(["A-1-2"]), venue, true)).toEqual({ ...hold, seats: ["A-1-2"] });
     // A snapshot older than the hold cannot judge it.
     expect(holdAfterSnapshot(hold, snap({}, 5), venue, true)).toBe(hold);
   });

@@ -12,6 +12,7 @@ export const RESERVED = 3;
 export const BLOCKED = 4;
 export type SeatCode = typeof FREE | typeof HELD | typeof MINE | typeof RESERVED | typeof BLOCKED;
 
+// "m" comes only from older servers, which built a snapshot per socket; now see `mine`.
 const CODE_OF_CHAR: Record<string, SeatCode> = { f: FREE, h: HELD, m: MINE, r: RESERVED, b: BLOCKED };
 
 export interface SeatState {
@@ -53,6 +54,12 @@ export function stateFromSnapshot(venue: Venue, snapshot: SnapshotMessage): Seat
         if (seat !== undefined && code !== undefined) codes[seat] = code;
       });
     }
+  }
+  // The states are shared by every socket, so the buyer's holds read "h" there; `mine` says
+  // which. A listed seat that is not "h" (reserved or released since) keeps its state.
+  for (const key of snapshot.mine ?? []) {
+    const seat = venue.indexByKey.get(key);
+    if (seat !== undefined && codes[seat] === HELD) codes[seat] = MINE;
   }
   return {
     seq: snapshot.seq,
@@ -216,9 +223,9 @@ export function seatView(
 
 /**
  * The stored hold, checked against a fresh snapshot: only seats still held by this buyer
- * stay. `strict` (the first snapshot after a reload) requires the server's own "m"; later a
- * plain "h" is accepted too, since a socket opened before the buyer's session existed
- * cannot tell "m" from "h".
+ * stay. `strict` (the first snapshot after a reload) requires the server to call the seat
+ * the buyer's (its `mine` list, or "m" from older servers); later a plain "h" is accepted
+ * too, since a socket opened before the buyer's session existed cannot tell mine from held.
  */
 export function holdAfterSnapshot(
   hold: MyHold,

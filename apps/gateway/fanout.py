@@ -1,0 +1,110 @@
+"""Live changes to this process's sockets: one subscription per event, one frame for all.
+
+The bridge publishes one frame per event and coalescing window to the event's live
+channel (bridge.py). Each web process that has sockets of an event subscribes to that
+channel once and writes each frame, as the same text, to every local socket of the event:
+no per-socket queue in Redis, no message through a consumer's dispatch, so no hop to the
+sync thread per message (docs/architecture.md, Gateway).
+
+A socket joins before its snapshot is read: every frame published after that reaches it,
+and what came before is in the snapshot. Frames that arrive while its snapshot is being
+built wait in the socket (sockets.py) and are sent after it; the client drops what the
+snapshot already has.
+"""
+
+import asyncio
+import logging
+import weakref
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+def live_channel(event_id: int) -> str:
+    """The event's Pub/Sub channel (its hash tag too, for sharded Pub/Sub on a cluster)."""
+    return f"{settings.SEATS_REDIS_PREFIX}:{{ev:{int(event_id)}}}:live"
+
+
+class FrameSink(Protocol):
+    async def frame_send(self, text: str) -> None: ...
+
+
+class Fanout:
+    """One per event loop (a web process runs one): see ``fanout_get``."""
+
+    def __init__(self) -> None:
+        self._redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        self._pubsub = self._redis.pubsub()
+        self._sockets: dict[str, set[FrameSink]] = {}
+        self._subscribed: dict[str, asyncio.Event] = {}
+        self._reader: asyncio.Task | None = None
+
+    async def join(self, event_id: int, socket: FrameSink) -> None:
+        """From now on ``socket`` gets every frame of the event; returns once Redis has
+        confirmed the subscription, so a snapshot read after this misses nothing."""
+        channel = live_channel(event_id)
+        sockets = self._sockets.setdefault(channel, set())
+        sockets.add(socket)
+        if channel not in self._subscribed:
+            self._subscribed[channel] = asyncio.Event()
+            await self._pubsub.subscribe(channel)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="live-fanout")
+        await self._subscribed[channel].wait()
+
+    async def leave(self, event_id: int, socket: FrameSink) -> None:
+        channel = live_channel(event_id)
+        sockets = self._sockets.get(channel)
+        if sockets is None:
+            return
+        sockets.discard(socket)
+        if not sockets:
+            del self._sockets[channel]
+            del self._subscribed[channel]
+            await self._pubsub.unsubscribe(channel)
+
+    def sockets_count(self, event_id: int) -> int:
+        return len(self._sockets.get(live_channel(event_id), ()))
+
+    async def _read(self) -> None:
+        while self._subscribed:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except aioredis.ConnectionError:
+                # redis-py reconnects and subscribes again on the next read; frames
+                # published meanwhile are lost, and clients heal the gap by resyncing.
+                log.warning("live fan-out: Redis connection lost; reconnecting")
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            channel = message["channel"].decode()
+            if message["type"] == "subscribe" and channel in self._subscribed:
+                self._subscribed[channel].set()
+            elif message["type"] == "message":
+                await self._deliver(channel, message["data"].decode())
+
+    async def _deliver(self, channel: str, text: str) -> None:
+        for socket in list(self._sockets.get(channel, ())):
+            try:
+                await socket.frame_send(text)
+            except Exception:  # one broken socket must not stop the others' frames
+                log.exception("live fan-out: a socket failed to take a frame")
+
+
+# Keyed by loop, weakly: tests run a loop per test; a server runs one for its lifetime.
+_fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def fanout_get() -> Fanout:
+    """This event loop's fan-out."""
+    loop = asyncio.get_running_loop()
+    fanout = _fanouts.get(loop)
+    if fanout is None:
+        fanout = _fanouts[loop] = Fanout()
+    return fanout
