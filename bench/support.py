@@ -220,8 +220,11 @@ class Server:
         *,
         command: list[str] | None = None,
         name: str = "daphne",
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        # A caller may pick the port first, to name it to its command under another
+        # variable too (e.g. SEATS_WS_PORT for scripts/ws_workers.py).
+        self.port = port or free_port()
         self.log = Path(tempfile.gettempdir()) / f"seats-bench-{name}-{RUN}.log"
         self.run_dir = tempfile.mkdtemp(prefix=f"seats-bench-{name}-{RUN}-")
         env = dict(os.environ)

@@ -73,10 +73,10 @@ class Fanout:
         while self._subscribed:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
-            except aioredis.ConnectionError:
+            except Exception:  # the reader must outlive any error: every socket needs it
                 # redis-py reconnects and subscribes again on the next read; frames
                 # published meanwhile are lost, and clients heal the gap by resyncing.
-                log.warning("live fan-out: Redis connection lost; reconnecting")
+                log.exception("live fan-out: reading frames failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
