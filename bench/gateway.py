@@ -1,35 +1,73 @@
-"""WebSocket fan-out: delay from a hold's HTTP response to every client's seat.held.
+"""Live seat map: delivery delay and connect storms, on one ws worker and on two.
 
     DJANGO_SETTINGS_MODULE=config.settings.local .venv/bin/python bench/gateway.py
 
-For each channels_redis layer ("core", "pubsub"):
+Every scenario runs twice in one invocation, on the Procfile's ``ws`` process
+(``scripts/ws_workers.py``: daphne processes sharing one listening socket) started with
+SEATS_WS_WORKERS=1 (``single``, the one-process baseline) and SEATS_WS_WORKERS=2
+(``shipped``). The two runs of a scenario follow each other, single first for the first
+scenario, shipped first for the next, and so on, so both see the machine alike.
 
-1. a daphne on a free port (its layer chosen by ``CHANNEL_LAYER``), the outbox relay and
-   the ``gateway`` bridge in threads of this process, all on this run's own Redis prefix,
-   Kafka topics and throwaway Postgres database (created, migrated, dropped);
-2. ``--clients`` WebSocket clients (default 1,000, at most 5,000) on one event, opened at
-   ``--ramp`` per second (default 100), each waiting
-   for its snapshot;
-3. a steady stream of one-seat HTTP holds (``--rate`` per second for ``--seconds``), each
-   from a new anonymous buyer;
-4. per (client, hold): receipt time − the hold's HTTP response time, both on this process's
-   monotonic clock. Printed: p50/p99/max, messages delivered per second, and losses.
+Scenarios (``--scenarios``, default all three):
+
+- ``steady``: ``--clients`` sockets (default 1,000) on one event; one-seat holds at
+  ``--rate`` per second (default 20) for ``--seconds`` (default 10);
+- ``large``: ``--large-clients`` sockets (default 5,000); ``--large-rate`` holds per second
+  (default 50) for ``--seconds``;
+- ``storm``: ``--storm-clients`` sockets (default 2,000) opened within ``--storm-seconds``
+  (default 2), no holds.
+
+Each run gets an event of its own (``--seats`` seats, more if its holds need them) in this
+run's throwaway Postgres database (created, migrated, dropped), and a ws server on a free
+port. The holds are made in this process, through ``services.hold_create`` (the hold
+script, the outbox), each by a new holder: not over HTTP, because this measures the live
+map, and HTTP load would only compete for the cores. The outbox relay and the ``gateway``
+bridge run in threads of this process for the whole invocation, on this run's own Kafka
+topics and Redis prefix; before a run's sockets connect, one hold's frame is awaited on the
+event's live channel, so no run measures the bridge joining its consumer group.
+
+The clients run in ``--client-procs`` processes (default 2), each an asyncio loop of
+``websockets`` clients sending the Origin a browser on the site would. A client records,
+per seat ``seq``, the ``time.monotonic()`` at which the frame carrying it arrived: that
+clock is system-wide on Linux, so it compares with the time the hold call returned here.
+A client that sees a seq gap asks for one resync, as the browser does (frontend
+src/live/socket.ts); the gap's seqs that the next snapshot covers are healed, not lost.
+
+Printed per (scenario, configuration): connect time (first connect started → every socket
+holding its snapshot; per socket connect → snapshot p50/p99), sockets refused (TCP or HTTP)
+/ failed / timed out; for the holds: delay from the hold call's return to each client's
+receipt of its ``seat.held`` (p50/p99/max), deliveries and frames received per second,
+seqs lost, resyncs and the seqs they healed. A storm's handshakes get ``--handshake-timeout``
+(5 s, as a browser gives up); the other scenarios' sockets are the audience, not what is
+measured, so they get 30 s.
 
 Needs a Kafka-compatible broker (``scripts/backing_services.py exec -- …``), Redis and
-Postgres. Prints figures; never asserts timings (README, Benchmarks). The clients, the relay and the
-bridge share one machine (and the clients one event loop) with the server, so the figures
-are an upper bound on the delay, not a capacity plan.
+Postgres. Redis keys live under a random ``seats-bench-…`` prefix and are deleted at the
+end, with the database and the topics. Prints figures; never asserts timings (README,
+Benchmarks). Clients, relay, bridge and server share one machine, so the delays are an
+upper bound, not a capacity plan; ``BENCH_KEEP_LOG=1`` keeps the servers' logs.
 """
 
 import argparse
 import asyncio
-import http.client
+import contextlib
 import json
+import multiprocessing
 import os
+import platform
+import re
+import resource
+import sys
 import threading
 import time
+from array import array
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import websockets
 from support import (
+    BENCH_DB,
+    PREFIX,
     RUN,
     SEAT_TOPIC,
     STATS_TOPIC,
@@ -37,57 +75,275 @@ from support import (
     bench_database_create,
     bench_database_drop,
     bench_env_setup,
+    bench_row_seats,
     bench_topics_delete,
+    free_port,
     percentile,
     redis_cleanup,
     relay_and_bridge_start,
 )
 
-MAX_CLIENTS = 5_000
-LAYERS = {
-    "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "apps.gateway.layers.BoundedRedisPubSubChannelLayer",
-}
-
-bench_env_setup(
-    defaults={"DJANGO_DEBUG": "false"},
-    KAFKA_TOPIC_SEAT_EVENTS=SEAT_TOPIC,
-    KAFKA_TOPIC_STATS_EVENTS=STATS_TOPIC,
-)
-
-import websockets  # noqa: E402
-from django.conf import settings  # noqa: E402
+CONFIGS = (("single", 1), ("shipped", 2))
+SEATS_PER_ROW = 50
+HOLD_TTL_S = 3600  # nothing expires mid-run (no sweep runs anyway)
+AUDIENCE_HANDSHAKE_S = 30.0
+RESYNC = '{"type":"resync"}'
+NOT_CONNECTED = ("refused", "failed", "timeout")
 
 
-def layer_settings(kind: str) -> dict:
-    """The layer daphne builds from ``CHANNEL_LAYER=<kind>`` (config/settings/base.py), for
-    the bridge of this process, which loaded its settings before choosing a layer."""
-    limits = (
-        {"capacity": 200, "expiry": 30, "group_expiry": 86_400}
-        if kind == "core"
-        else {"capacity": 200}
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    sockets: int
+    rate: float  # holds per second; 0 for a connect storm
+    seconds: float  # of holds; for a storm, within which its sockets are opened
+    ramp: float  # new sockets per second
+    handshake_s: float
+
+
+# --- the clients (child processes: no Django, no database) ----------------------------------
+#
+# They are started with "spawn", not "fork": this process runs the relay's and the bridge's
+# threads (and Kafka's), which a fork would copy mid-lock. A spawned child imports this
+# module afresh, which is why Django is set up in main(), not at import.
+
+
+@dataclass(frozen=True)
+class CrowdSpec:
+    uri: str
+    origin: str
+    indices: range  # this process's clients, by number across all processes
+    ramp: float
+    handshake_s: float
+    snapshot_s: float
+
+
+class Client:
+    """One socket's record, kept cheap: per seat change the hot loop appends two numbers."""
+
+    __slots__ = (
+        "start_at", "t_start", "t_snapshot", "failure", "first_seq", "have", "cover",
+        "awaiting", "resyncs", "frames", "seqs", "times", "ws", "done",
+    )  # fmt: skip
+
+    def __init__(self, start_at: float) -> None:
+        self.start_at = start_at
+        self.t_start = self.t_snapshot = 0.0
+        self.failure = ""  # refused, failed or timeout (never connected); dropped (later)
+        self.first_seq = self.have = self.cover = 0  # have: every seq up to it seen or covered
+        self.awaiting = False  # a resync asked for, its snapshot not yet here
+        self.resyncs = self.frames = 0
+        self.seqs, self.times = array("q"), array("d")
+        self.ws = None
+        self.done = False
+
+
+class Crowd:
+    """The clients of one process, and the two moments the process waits for."""
+
+    def __init__(self, spec: CrowdSpec, start_at: float) -> None:
+        self.spec = spec
+        self.clients = [Client(start_at + g / spec.ramp) for g in spec.indices]
+        self.pending = len(self.clients)  # neither holding a snapshot nor failed
+        self.settled = asyncio.Event()
+        self.undone = len(self.clients)  # yet to see the last hold's seq (or given up)
+        self.finished = asyncio.Event()
+        self.target = float("inf")
+        self.closing = False
+        if not self.clients:
+            self.settled.set()
+
+    def settle(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.settled.set()
+
+    def finish(self, c: Client) -> None:
+        if not c.done:
+            c.done = True
+            self.undone -= 1
+        if self.undone == 0 and self.target != float("inf"):
+            self.finished.set()
+
+    def target_set(self, seq: int) -> None:
+        self.target = seq
+        for c in self.clients:
+            if c.done or c.have >= seq:
+                self.finish(c)
+        if self.undone == 0:
+            self.finished.set()
+
+
+async def client_run(crowd: Crowd, c: Client) -> None:
+    spec = crowd.spec
+    await asyncio.sleep(max(0.0, c.start_at - time.monotonic()))
+    c.t_start = time.monotonic()
+    try:
+        # No client pings (the server pings; websockets answers them); proxy=None: a proxy
+        # variable in the environment must not reroute 127.0.0.1.
+        ws = await websockets.connect(
+            spec.uri,
+            origin=spec.origin,
+            open_timeout=spec.handshake_s,
+            ping_interval=None,
+            max_size=None,
+            close_timeout=2,
+            proxy=None,
+        )
+    except TimeoutError:
+        c.failure = "timeout"
+    except (ConnectionRefusedError, websockets.InvalidStatus):
+        c.failure = "refused"
+    except Exception:  # noqa: BLE001 - counted: a reset, EMFILE, a bad handshake …
+        c.failure = "failed"
+    if c.failure:
+        crowd.settle()
+        crowd.finish(c)
+        return
+    c.ws = ws
+    try:
+        first = json.loads(await asyncio.wait_for(ws.recv(), spec.snapshot_s))
+        if first.get("type") != "snapshot":
+            raise ValueError(first.get("type"))
+    except TimeoutError:
+        c.failure = "timeout"
+    except Exception:  # noqa: BLE001 - closed before its snapshot, or something else first
+        c.failure = "failed"
+    if c.failure:
+        crowd.settle()
+        crowd.finish(c)
+        await ws.close()
+        return
+    c.t_snapshot = time.monotonic()
+    c.first_seq = c.have = first["seq"]
+    crowd.settle()
+    loads, seqs, times = json.loads, c.seqs, c.times
+    try:
+        async for text in ws:
+            now = time.monotonic()
+            message = loads(text)
+            kind = message["type"]
+            if kind == "changes":
+                c.frames += 1
+                for item in message["items"]:
+                    # stats.updated items carry the stats seq, not the seat seq.
+                    if item["type"].startswith("seat.") and item["seq"] > c.have:
+                        seq = item["seq"]
+                        if seq != c.have + 1 and not c.awaiting:
+                            c.awaiting = True
+                            c.resyncs += 1
+                            await ws.send(RESYNC)
+                        seqs.append(seq)
+                        times.append(now)
+                        c.have = seq
+            elif kind == "snapshot":
+                c.awaiting = False
+                c.cover = max(c.cover, message["seq"])
+                c.have = max(c.have, message["seq"])
+            if c.have >= crowd.target:
+                crowd.finish(c)
+    except websockets.ConnectionClosed:
+        pass
+    if not crowd.closing:
+        c.failure = "dropped"
+        crowd.finish(c)
+
+
+async def crowd_run(conn, spec: CrowdSpec) -> None:  # type: ignore[no-untyped-def]
+    """The parent's orders, in turn: start time; then the last hold's seq (None: close)."""
+    loop = asyncio.get_running_loop()
+
+    async def order():  # type: ignore[no-untyped-def]
+        return await loop.run_in_executor(None, conn.recv)
+
+    conn.send("booted")
+    crowd = Crowd(spec, await order())
+    tasks = [asyncio.create_task(client_run(crowd, c)) for c in crowd.clients]
+    await crowd.settled.wait()
+    conn.send([(c.t_start, c.t_snapshot, c.failure) for c in crowd.clients])
+    target, grace = await order()
+    if target is not None:
+        crowd.target_set(target)
+        # Past the grace period, what a client is still missing is lost.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(crowd.finished.wait(), grace)
+    crowd.closing = True
+    await asyncio.gather(
+        *(c.ws.close() for c in crowd.clients if c.ws is not None), return_exceptions=True
     )
-    return {
-        "default": {
-            "BACKEND": LAYERS[kind],
-            "CONFIG": {
-                "hosts": [{"address": settings.REDIS_URL, "max_connections": 2_000}],
-                "prefix": f"{settings.SEATS_REDIS_PREFIX}:asgi",
-                **limits,
-            },
-        }
-    }
+    await asyncio.gather(*tasks, return_exceptions=True)
+    conn.send(
+        [
+            (c.seqs, c.times, c.first_seq, c.cover, c.resyncs, c.frames, c.failure)
+            for c in crowd.clients
+        ]
+    )
 
 
-# --- setup and cleanup ---------------------------------------------------------------------
+def crowd_main(conn, spec: CrowdSpec) -> None:  # type: ignore[no-untyped-def]
+    nofile_raise()  # a socket is a file: 5,000 of them need more than a default 1,024
+    try:
+        asyncio.run(crowd_run(conn, spec))
+    finally:
+        conn.close()
 
 
-def cleanup() -> None:
-    redis_cleanup()
-    bench_topics_delete()
+def nofile_raise() -> int:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
-def event_create(seats: int, kind: str) -> int:
+class Crowds:
+    """The client processes of one run, and their answers to this one."""
+
+    def __init__(self, spec: CrowdSpec, sockets: int, procs: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.members = []
+        for p in range(procs):
+            ours, theirs = context.Pipe()
+            proc = context.Process(
+                target=crowd_main,
+                args=(theirs, replace(spec, indices=range(p, sockets, procs))),
+                name=f"bench-clients-{p}",
+                daemon=True,
+            )
+            proc.start()
+            theirs.close()
+            self.members.append((proc, ours))
+
+    def send(self, message: object) -> None:
+        for _, conn in self.members:
+            conn.send(message)
+
+    def receive(self, timeout: float) -> list:
+        """One answer from each process, in order."""
+        deadline = time.monotonic() + timeout
+        answers = []
+        for proc, conn in self.members:
+            while not conn.poll(0.2):
+                if not proc.is_alive():
+                    raise RuntimeError(f"{proc.name} exited with {proc.exitcode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{proc.name}: no answer within {timeout:.0f} s")
+            answers.append(conn.recv())
+        return answers
+
+    def stop(self) -> None:
+        for proc, conn in self.members:
+            proc.join(15)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+            conn.close()
+
+
+# --- the server side and the holds (this process) ------------------------------------------
+
+
+def event_create(seats: int, label: str) -> tuple[int, list[str]]:
+    """An event of its own per run, on sale: a fresh seq, no earlier run's sockets. Not
+    support.bench_event_create, whose venue name (unique) says only the run and the size."""
     from datetime import timedelta
     from decimal import Decimal
 
@@ -97,177 +353,379 @@ def event_create(seats: int, kind: str) -> int:
     from apps.reservations.layouts import SeatGrid
     from apps.reservations.models import Event, PriceCategory, Section, Venue
 
-    venue = Venue.objects.create(name=f"Bench hall {RUN} {kind}", focal_x=0.0, focal_y=-50.0)
+    venue = Venue.objects.create(name=f"Bench hall {RUN} {label}", focal_x=0.0, focal_y=-50.0)
     category = PriceCategory.objects.create(venue=venue, name="All", price=Decimal("50"))
     section = Section.objects.create(venue=venue, name="A", category=category)
-    rows = max(1, seats // 50)
-    services.section_seats_generate(section=section, grid=SeatGrid(rows=rows, seats_per_row=50))
+    grid = SeatGrid(rows=-(-seats // SEATS_PER_ROW), seats_per_row=SEATS_PER_ROW)
+    services.section_seats_generate(section=section, grid=grid)
     event = Event.objects.create(
         venue=venue,
-        name=f"Bench show {RUN}",
+        name=f"Bench show {RUN} {label}",
         starts_at=timezone.now() + timedelta(days=30),
         sale_status=Event.SaleStatus.DRAFT,
+        hold_ttl_seconds=HOLD_TTL_S,
     )
     services.event_open_sale(event=event)
-    return event.pk
+    return event.pk, [key for row in bench_row_seats(event) for key in row]
 
 
-def seat_keys(event_id: int) -> list[str]:
-    from apps.reservations.models import Event
+def pipeline_wait(event_id: int, seat: str, timeout: float = 90.0) -> float:
+    """Hold ``seat`` and wait for its frame on the event's live channel: the relay and the
+    bridge are flowing (the bridge's first group join takes seconds). Seconds it took."""
+    from apps.core.redis import redis_client_get
+    from apps.gateway.fanout import live_channel
+    from apps.reservations import services
 
-    return list(
-        Event.objects.get(pk=event_id)
-        .venue.seats.order_by("row", "number")
-        .values_list("key", flat=True)
+    pubsub = redis_client_get().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(live_channel(event_id))
+        began = time.monotonic()
+        hold = services.hold_create(event_id=event_id, holder=f"bench:{RUN}:warm", seats=[seat])
+        while time.monotonic() < began + timeout:
+            message = pubsub.get_message(timeout=1.0)
+            if message is not None and any(
+                item["type"].startswith("seat.") and item["seq"] == hold.seq
+                for item in json.loads(message["data"])["items"]
+            ):
+                return time.monotonic() - began
+        raise RuntimeError(f"no frame with seq {hold.seq} within {timeout:.0f} s")
+    finally:
+        pubsub.close()
+
+
+def ws_start(config: str, workers: int) -> Server:
+    # ws_workers.py binds SEATS_WS_PORT; Server's own port (which wait_ready polls) is
+    # picked first so the two are the same.
+    port = free_port()
+    return Server(
+        {"SEATS_WS_WORKERS": str(workers), "SEATS_WS_PORT": str(port)},
+        command=[sys.executable, "scripts/ws_workers.py"],
+        name=f"ws-{config}",
+        port=port,
     )
 
 
-# --- load ------------------------------------------------------------------------------------
+def workers_wait(server: Server, count: int, timeout: float = 60.0) -> bool:
+    """Until ``count`` daphne workers watch the shared listening socket (False: not seen).
+
+    wait_ready proves that one worker answers; the kernel hands each connection to a
+    worker that is accepting, so a storm started while the other still imports Django
+    would all land on the first. Read from /proc (Linux): the socket's inode, from the
+    parent's copy of the fd named by ``--fd``, appears in a worker's epoll set (fdinfo's
+    ``ino:``, in hex) once it accepts, whatever fd number the worker gave its dup.
+    """
+    parent = Path(f"/proc/{server.proc.pid}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = 0
+        try:
+            children = (parent / "task" / str(server.proc.pid) / "children").read_text()
+        except OSError:
+            return False
+        for pid in children.split():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                fd = argv[argv.index(b"--fd") + 1].decode()
+                inode = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(parent / "fd" / fd))
+                watched = f"ino:{int(inode[1]):x} " if inode else None
+                if watched and any(
+                    watched in (info.read_text() + " ")
+                    for info in Path(f"/proc/{pid}/fdinfo").iterdir()
+                ):
+                    listening += 1
+            except (OSError, ValueError, IndexError):
+                continue
+        if listening >= count:
+            return True
+        time.sleep(0.2)
+    return False
 
 
-def holds_stream(
-    port: int,
-    event_id: int,
-    seats: list[str],
-    rate: float,
-    seconds: float,
-    responded: dict[int, float],
-) -> None:
-    """One-seat holds at a steady rate, each from a new buyer; seq → response time."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    interval, start = 1.0 / rate, time.perf_counter()
-    for n in range(int(rate * seconds)):
-        delay = start + n * interval - time.perf_counter()
+def holds_make(event_id: int, seats: list[str], rate: float) -> tuple[dict[int, float], int, float]:
+    """One-seat holds at a steady rate, each by a new holder: seq → when the call returned
+    (monotonic, as the clients record), how many were refused, and how far the latest call
+    started behind its schedule (the rate was met if that is small)."""
+    from apps.core.exceptions import DomainError
+    from apps.reservations import services
+
+    responded, refused, behind = {}, 0, 0.0
+    interval, began = 1.0 / rate, time.monotonic()
+    for n, seat in enumerate(seats):
+        delay = began + n * interval - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        conn.request(
-            "POST",
-            f"/api/events/{event_id}/holds",
-            body=json.dumps({"seats": [seats[n % len(seats)]]}),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        behind = max(behind, -delay)
+        try:
+            hold = services.hold_create(event_id=event_id, holder=f"bench:{RUN}:{n}", seats=[seat])
+        except DomainError:
+            refused += 1
+            continue
+        responded[hold.seq] = time.monotonic()
+    return responded, refused, behind
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f}" if seconds >= 0.1 else f"{seconds * 1000:.1f}"
+
+
+def run_once(scenario: Scenario, config: str, workers: int, args) -> dict:  # type: ignore[no-untyped-def]
+    label = f"  {scenario.name}/{config}"
+    holds = int(scenario.rate * scenario.seconds)
+    event_id, seats = event_create(max(args.seats, holds + 1), f"{scenario.name} {config}")
+    notes = [f"event {event_id} ({len(seats):,} seats)"]
+    if holds:
+        notes.append(
+            f"pipeline: first frame {pipeline_wait(event_id, seats[0]):.1f} s after its hold"
         )
-        response = conn.getresponse()
-        body = response.read()
-        now = time.perf_counter()
-        if response.status == 201:
-            responded[json.loads(body)["seq"]] = now
+    began = time.monotonic()
+    server, crowds, failed = ws_start(config, workers), None, True
+    try:
+        server.wait_ready(timeout=60)
+        listening = workers_wait(server, workers)
+        notes.append(
+            f"ws up ({workers} worker{'s' * (workers > 1)}) in {time.monotonic() - began:.1f} s"
+            + ("" if listening else ", all workers accepting not confirmed (/proc)")
+        )
+        print(f"{label}: " + "; ".join(notes), flush=True)
+        spec = CrowdSpec(
+            uri=f"ws://127.0.0.1:{server.port}/ws/events/{event_id}/",
+            # AllowedHostsOriginValidator: the page's own origin, as a browser sends it.
+            origin=f"http://127.0.0.1:{server.port}",
+            indices=range(0),
+            ramp=scenario.ramp,
+            handshake_s=scenario.handshake_s,
+            snapshot_s=args.snapshot_timeout,
+        )
+        crowds = Crowds(spec, scenario.sockets, max(1, min(args.client_procs, scenario.sockets)))
+        crowds.receive(60)  # booted: the connects are scheduled from a common start
+        crowds.send(time.monotonic() + 0.5)
+        connects = [
+            record
+            for answer in crowds.receive(
+                scenario.sockets / scenario.ramp + scenario.handshake_s + args.snapshot_timeout + 30
+            )
+            for record in answer
+        ]
+        row = connect_figures(scenario, config, connects)
+        print(
+            f"{label}: {row['connected']:,} of {scenario.sockets:,} sockets holding a snapshot "
+            f"{row['all connected']} after the first connect; refused / failed / timed out "
+            f"{row['refused / failed / timed out']}",
+            flush=True,
+        )
+        responded: dict[int, float] = {}
+        if holds:
+            responded, refused, behind = holds_make(event_id, seats[1 : holds + 1], scenario.rate)
+            print(
+                f"{label}: {len(responded):,} holds at {scenario.rate:g}/s ({refused} refused), "
+                f"the latest {ms(behind)} ms behind its schedule",
+                flush=True,
+            )
+        crowds.send((max(responded, default=None), args.grace))
+        results = [r for answer in crowds.receive(args.grace + 120) for r in answer]
+        if responded:
+            delivery_figures(row, responded, results)
+            print(
+                f"{label}: {row['deliveries']} of {len(responded) * row['connected']:,} "
+                f"deliveries; {row['lost']} lost; resyncs (seqs healed) "
+                f"{row['resyncs (healed)']}; {row['dropped']} sockets dropped",
+                flush=True,
+            )
+        failed = False
+        return row
+    finally:
+        if crowds is not None:
+            crowds.stop()
+        server.stop(keep_log=failed or os.environ.get("BENCH_KEEP_LOG") is not None)
 
 
-async def client(
-    uri: str,
-    origin: str,
-    ready: asyncio.Event,
-    done: asyncio.Event,
-    received: list[tuple[int, float]],
-    connected: list[int],
-) -> None:
-    async with websockets.connect(uri, origin=origin, max_size=None, open_timeout=60) as ws:
-        snapshot = json.loads(await ws.recv())
-        assert snapshot["type"] == "snapshot", snapshot
-        connected[0] += 1
-        if connected[0] == connected[1]:
-            ready.set()
-        while not done.is_set():
-            try:
-                text = await asyncio.wait_for(ws.recv(), timeout=0.5)
-            except TimeoutError:
-                continue
-            now = time.perf_counter()
-            message = json.loads(text)
-            if message["type"] == "seat.held":
-                received.append((message["seq"], now))
+def connect_figures(scenario: Scenario, config: str, records: list) -> dict:
+    ok = [(start, snapshot) for start, snapshot, failure in records if not failure]
+    each = sorted(snapshot - start for start, snapshot in ok)
+    first = min(start for start, _, _ in records)
+    counts = [sum(1 for *_, failure in records if failure == k) for k in NOT_CONNECTED]
+    return {
+        "scenario": scenario.name,
+        "config": config,
+        "sockets": f"{scenario.sockets:,}",
+        "holds/s": f"{scenario.rate:g}" if scenario.rate else "–",
+        "all connected": f"{max(s for _, s in ok) - first:.2f} s" if ok else "–",
+        "connect p50 / p99 ms": f"{ms(percentile(each, 0.5))} / {ms(percentile(each, 0.99))}"
+        if each
+        else "–",
+        "refused / failed / timed out": " / ".join(str(n) for n in counts),
+        "delay p50 / p99 / max ms": "–",
+        "deliveries/s": "–",
+        "frames/s": "–",
+        "lost": "–",
+        "resyncs (healed)": "–",
+        "connected": len(ok),
+    }
 
 
-async def phase(kind: str, port: int, event_id: int, seats: list[str], args) -> None:
-    uri = f"ws://127.0.0.1:{port}/ws/events/{event_id}/"
-    origin = f"http://127.0.0.1:{port}"
-    ready, done = asyncio.Event(), asyncio.Event()
-    receipts: list[list[tuple[int, float]]] = [[] for _ in range(args.clients)]
-    connected = [0, args.clients]
-    began = time.perf_counter()
-    tasks = []
-    for i in range(args.clients):
-        tasks.append(asyncio.create_task(client(uri, origin, ready, done, receipts[i], connected)))
-        if i % 10 == 9:
-            # Spread the connects (--ramp per second): this measures the broadcast, not a
-            # connect storm, which one process serves at ~100 snapshots/s (docs/architecture.md).
-            await asyncio.sleep(10 / args.ramp)
-    await asyncio.wait_for(ready.wait(), timeout=120)
-    print(f"  {kind}: {args.clients} clients connected in {time.perf_counter() - began:.1f} s")
-    # The bridge joins its consumer group in a few seconds; holds before that would measure
-    # the join, not the path.
-    await asyncio.sleep(8)
-    responded: dict[int, float] = {}
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(
-        None, holds_stream, port, event_id, seats, args.rate, args.seconds, responded
-    )
-    # Wait for stragglers: every client has every hold, or a grace period ran out.
-    deadline = time.perf_counter() + 15
-    while time.perf_counter() < deadline:
-        if all(len(r) >= len(responded) for r in receipts):
-            break
-        await asyncio.sleep(0.1)
-    done.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    delays, last, lost = [], 0.0, 0
-    for r in receipts:
-        got = dict(r)
-        lost += sum(1 for seq in responded if seq not in got)
-        for seq, at in got.items():
-            if seq in responded:
-                delays.append(at - responded[seq])
-                last = max(last, at)
+def delivery_figures(row: dict, responded: dict[int, float], results: list) -> None:
+    """Per (client, hold): delivered (its delay), healed by a resync snapshot, or lost."""
+    delays, lost, healed, resyncs, frames, dropped, last = [], 0, 0, 0, 0, 0, 0.0
+    for seqs, times, first_seq, cover, n_resyncs, n_frames, failure in results:
+        if failure in NOT_CONNECTED:
+            continue
+        dropped += failure == "dropped"
+        resyncs += n_resyncs
+        frames += n_frames
+        got = dict(zip(seqs, times, strict=True))
+        if times:
+            last = max(last, max(times))
+        for seq, returned in responded.items():
+            at = got.get(seq)
+            if at is not None:
+                delays.append(at - returned)
+            elif seq <= cover or seq <= first_seq:
+                healed += 1
+            else:
+                lost += 1
     delays.sort()
-    first = min(responded.values(), default=0.0)
-    span = max(last - first, 1e-9)
-    print(
-        f"  {kind}: {len(responded)} holds at {args.rate:g}/s × {args.clients} clients → "
-        f"{len(delays):,} deliveries, {lost} lost; delay p50 {percentile(delays, 0.5) * 1000:.1f}"
-        f" ms, p99 {percentile(delays, 0.99) * 1000:.1f} ms, max "
-        f"{(delays[-1] if delays else float('nan')) * 1000:.1f} ms; "
-        f"{len(delays) / span:,.0f} messages/s delivered"
+    span = max(last - min(responded.values()), 1e-9)
+    row.update(
+        {
+            "delay p50 / p99 / max ms": " / ".join(
+                ms(x) for x in (percentile(delays, 0.5), percentile(delays, 0.99), delays[-1])
+            )
+            if delays
+            else "–",
+            "deliveries/s": f"{len(delays) / span:,.0f}",
+            "frames/s": f"{frames / span:,.0f}",
+            "lost": f"{lost:,}",
+            "resyncs (healed)": f"{resyncs:,} ({healed:,})",
+            "deliveries": f"{len(delays):,}",
+            "dropped": dropped,
+        }
     )
+
+
+COLUMNS = (
+    "scenario", "config", "sockets", "holds/s", "all connected", "connect p50 / p99 ms",
+    "refused / failed / timed out", "delay p50 / p99 / max ms", "deliveries/s", "frames/s",
+    "lost", "resyncs (healed)",
+)  # fmt: skip
+
+
+def table_print(rows: list[dict]) -> None:
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "|".join("---" for _ in COLUMNS) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
+
+
+def scenarios_from(args) -> list[Scenario]:  # type: ignore[no-untyped-def]
+    known = {
+        "steady": Scenario(
+            "steady", args.clients, args.rate, args.seconds, args.ramp, AUDIENCE_HANDSHAKE_S
+        ),
+        "large": Scenario(
+            "large",
+            args.large_clients,
+            args.large_rate,
+            args.seconds,
+            args.ramp,
+            AUDIENCE_HANDSHAKE_S,
+        ),
+        "storm": Scenario(
+            "storm",
+            args.storm_clients,
+            0.0,
+            args.storm_seconds,
+            args.storm_clients / args.storm_seconds,
+            args.handshake_timeout,
+        ),
+    }
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = set(names) - set(known)
+    if unknown:
+        raise SystemExit(
+            f"unknown scenarios: {', '.join(sorted(unknown))} (know {', '.join(known)})"
+        )
+    return [known[n] for n in names]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clients", type=int, default=1_000)
-    parser.add_argument("--rate", type=float, default=20.0, help="holds per second")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--layers", default="core,pubsub")
-    parser.add_argument("--ramp", type=float, default=100.0, help="new sockets per second")
+    parser.add_argument("--scenarios", default="steady,large,storm")
+    parser.add_argument("--clients", type=int, default=1_000, help="steady: sockets")
+    parser.add_argument("--rate", type=float, default=20.0, help="steady: holds per second")
+    parser.add_argument("--large-clients", type=int, default=5_000)
+    parser.add_argument("--large-rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="of holds")
+    parser.add_argument("--storm-clients", type=int, default=2_000)
+    parser.add_argument("--storm-seconds", type=float, default=2.0)
+    parser.add_argument("--ramp", type=float, default=500.0, help="steady, large: sockets/s")
+    parser.add_argument("--handshake-timeout", type=float, default=5.0, help="storm")
+    parser.add_argument("--snapshot-timeout", type=float, default=30.0)
+    parser.add_argument("--grace", type=float, default=10.0, help="for stragglers, seconds")
+    parser.add_argument("--seats", type=int, default=2_000, help="at least, per event")
+    parser.add_argument("--client-procs", type=int, default=2)
     args = parser.parse_args()
-    args.clients = max(1, min(args.clients, MAX_CLIENTS))
+    scenarios = scenarios_from(args)
+
+    # Here, not at import: the client processes import this module afresh and need neither
+    # Django nor this run's database. The topics are this run's own, like keys and database.
+    bench_env_setup(
+        defaults={"DJANGO_DEBUG": "false"},
+        KAFKA_TOPIC_SEAT_EVENTS=SEAT_TOPIC,
+        KAFKA_TOPIC_STATS_EVENTS=STATS_TOPIC,
+    )
+    from django.conf import settings
+
     from apps.core.kafka import topics_ensure
 
-    print(f"gateway bench {RUN}: {args.clients} clients, one event, one daphne process")
-    bench_database_create()
+    nofile = nofile_raise()  # inherited by the servers: one worker may hold every socket
+    described = "; ".join(
+        f"{s.name} {s.sockets:,} sockets"
+        + (
+            f" (opened at {s.ramp:g}/s) × {s.rate:g} holds/s × {s.seconds:g} s"
+            if s.rate
+            else f" within {s.seconds:g} s, {s.handshake_s:g} s handshake budget"
+        )
+        for s in scenarios
+    )
+    print(
+        f"bench/gateway.py run {RUN}: {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, open files {nofile:,}; {described}; configs "
+        f"{', '.join(f'{name} (SEATS_WS_WORKERS={n})' for name, n in CONFIGS)}; "
+        f"{args.client_procs} client processes; LIVE_COALESCE_MS {settings.LIVE_COALESCE_MS}; "
+        f"database {BENCH_DB}, prefix {PREFIX}, topics {SEAT_TOPIC}",
+        flush=True,
+    )
+    stop, threads, db_created, rows = threading.Event(), [], False, []
     try:
+        bench_database_create()
+        db_created = True
         topics_ensure([SEAT_TOPIC, STATS_TOPIC])
-        for kind in args.layers.split(","):
-            # A fresh event per layer: the first seq of each phase is its own.
-            event_id = event_create(seats=max(50, int(args.rate * args.seconds)), kind=kind)
-            seats = seat_keys(event_id)
-            settings.CHANNEL_LAYERS = layer_settings(kind)  # the bridge's (setting_changed-free)
-            from channels.layers import channel_layers
-
-            channel_layers.backends = {}
-            # daphne's layer from the environment; the throttle lifted: measure the path.
-            server = Server({"CHANNEL_LAYER": kind, "SEATS_COMMAND_RATE": "1000000/s"})
-            stop = threading.Event()
-            threads = relay_and_bridge_start(stop, group_id=f"bench-gateway-{RUN}-{kind}")
-            try:
-                server.wait_ready()
-                asyncio.run(phase(kind, server.port, event_id, seats, args))
-            finally:
-                stop.set()
-                for t in threads:
-                    t.join(30)
-                server.stop(keep_log=os.environ.get("BENCH_KEEP_LOG") is not None)
+        threads = relay_and_bridge_start(stop, group_id=f"bench-gateway-{RUN}")
+        for i, scenario in enumerate(scenarios):
+            for config, workers in CONFIGS if i % 2 == 0 else CONFIGS[::-1]:
+                rows.append(run_once(scenario, config, workers, args))
+        order = [s.name for s in scenarios]
+        rows.sort(key=lambda r: (order.index(r["scenario"]), r["config"] != CONFIGS[0][0]))
+        print()
+        table_print(rows)
+        print()
     finally:
-        bench_database_drop()
-        cleanup()
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        notes = []
+        if db_created:
+            bench_database_drop()
+            notes.append(f"database {BENCH_DB} dropped")
+        notes.insert(0, f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted")
+        try:
+            notes.append(f"topics deleted: {', '.join(bench_topics_delete()) or 'none'}")
+        except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
+            notes.append(f"topics not deleted ({exc!r})")
+        print("cleanup: " + "; ".join(notes))
 
 
 if __name__ == "__main__":
