@@ -8,12 +8,14 @@ sync thread per message (docs/architecture.md, Gateway).
 
 A socket joins before its snapshot is read: every frame published after that reaches it,
 and what came before is in the snapshot. Frames that arrive while its snapshot is being
-built wait in the socket (sockets.py) and are sent after it; the client drops what the
+built wait in the socket (consumers.py) and are sent after it; the client drops what the
 snapshot already has.
 """
 
 import asyncio
 import logging
+import os
+import platform
 import weakref
 from typing import Protocol
 
@@ -26,6 +28,17 @@ log = logging.getLogger(__name__)
 def live_channel(event_id: int) -> str:
     """The event's Pub/Sub channel (its hash tag too, for sharded Pub/Sub on a cluster)."""
     return f"{settings.SEATS_REDIS_PREFIX}:{{ev:{int(event_id)}}}:live"
+
+
+def live_sockets_key(event_id: int) -> str:
+    """Hash: web process → how many sockets of the event it has (for the bridge's window)."""
+    return f"{settings.SEATS_REDIS_PREFIX}:{{ev:{int(event_id)}}}:live-sockets"
+
+
+# How often a process reports its socket counts, and how long a report lives: a process
+# that dies stops counting within LIVE_REPORT_TTL_S.
+LIVE_REPORT_S = 1.0
+LIVE_REPORT_TTL_S = 5
 
 
 class FrameSink(Protocol):
@@ -41,6 +54,9 @@ class Fanout:
         self._sockets: dict[str, set[FrameSink]] = {}
         self._subscribed: dict[str, asyncio.Event] = {}
         self._reader: asyncio.Task | None = None
+        self._events: dict[str, int] = {}  # channel → event id, for the reports
+        self._reporter: asyncio.Task | None = None
+        self._name = f"{platform.node()}:{os.getpid()}:{id(self)}"
 
     async def join(self, event_id: int, socket: FrameSink) -> None:
         """From now on ``socket`` gets every frame of the event; returns once Redis has
@@ -48,6 +64,9 @@ class Fanout:
         channel = live_channel(event_id)
         sockets = self._sockets.setdefault(channel, set())
         sockets.add(socket)
+        self._events[channel] = event_id
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.create_task(self._report(), name="live-report")
         if channel not in self._subscribed:
             self._subscribed[channel] = asyncio.Event()
             await self._pubsub.subscribe(channel)
@@ -64,10 +83,32 @@ class Fanout:
         if not sockets:
             del self._sockets[channel]
             del self._subscribed[channel]
+            del self._events[channel]
             await self._pubsub.unsubscribe(channel)
 
     def sockets_count(self, event_id: int) -> int:
         return len(self._sockets.get(live_channel(event_id), ()))
+
+    async def _report(self) -> None:
+        """Every second, this process's socket count per event, where the bridge reads it
+        to size its coalescing window (bridge.py). Ends when the process has no sockets."""
+        reported: set[int] = set()
+        while True:
+            counts = {self._events[c]: len(s) for c, s in self._sockets.items()}
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for event_id, count in counts.items():
+                        pipe.hset(live_sockets_key(event_id), self._name, count)
+                        pipe.expire(live_sockets_key(event_id), LIVE_REPORT_TTL_S)
+                    for event_id in reported - counts.keys():
+                        pipe.hdel(live_sockets_key(event_id), self._name)
+                    await pipe.execute()
+                reported = set(counts)
+            except Exception:  # a missed report only makes the window stale for a while
+                log.exception("live fan-out: reporting socket counts failed")
+            if not counts:
+                return
+            await asyncio.sleep(LIVE_REPORT_S)
 
     async def _read(self) -> None:
         while self._subscribed:

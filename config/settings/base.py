@@ -136,8 +136,12 @@ CHANNEL_LAYERS = {
     }
 }
 # How long the bridge lets an event's changes gather into one frame when they come fast
-# (an idle event's first change goes out at once).
-LIVE_COALESCE_MS = env.int("LIVE_COALESCE_MS", default=100)
+# (an idle event's first change goes out at once): long enough that a web process writes
+# at most LIVE_WRITES_PER_S frames a second to the event's sockets, within these bounds.
+# 8,000 writes/s is about a third of a core of daphne (bench/gateway.py).
+LIVE_COALESCE_MS = env.int("LIVE_COALESCE_MS", default=50)
+LIVE_COALESCE_MAX_MS = env.int("LIVE_COALESCE_MAX_MS", default=400)
+LIVE_WRITES_PER_S = env.int("LIVE_WRITES_PER_S", default=8_000)
 
 # --- celery: periodic jobs (hold expiry sweep, reconciliation) --------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")

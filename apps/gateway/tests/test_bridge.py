@@ -92,3 +92,14 @@ def test_the_bridge_writes_nothing_to_the_database(sale, django_assert_num_queri
         result = bridge.batch_process(records)
     bridge.before_stop()
     assert result.applied == HOLDS
+
+
+def test_the_coalescing_window_grows_with_the_audience_within_its_bounds(settings):
+    from apps.gateway.bridge import coalesce_window_s
+
+    settings.LIVE_COALESCE_MS, settings.LIVE_COALESCE_MAX_MS = 50, 400
+    settings.LIVE_WRITES_PER_S = 8_000
+    assert coalesce_window_s(0) == coalesce_window_s(100) == 0.05  # a few maps: at once
+    assert coalesce_window_s(1_000) == 0.125  # 8 frames/s × 1,000 sockets
+    assert coalesce_window_s(2_500) == 0.3125
+    assert coalesce_window_s(50_000) == 0.4

@@ -331,3 +331,23 @@ def test_an_event_on_sale_but_not_in_the_inventory_closes_4409(sale):
         await client.disconnect()
 
     run(body)
+
+
+def test_each_process_reports_its_sockets_of_the_event_for_the_bridge(sale):
+    from apps.gateway.fanout import LIVE_REPORT_S, live_sockets_key
+
+    key = live_sockets_key(sale.pk)
+
+    async def body():
+        clients = [(await connected(sale.pk))[0] for _ in range(3)]
+        await asyncio.sleep(LIVE_REPORT_S + 0.3)
+        assert [int(n) for n in redis_client_get().hvals(key)] == [3]
+        await clients[0].disconnect()
+        await asyncio.sleep(LIVE_REPORT_S + 0.3)
+        assert [int(n) for n in redis_client_get().hvals(key)] == [2]
+        for client in clients[1:]:
+            await client.disconnect()
+        await asyncio.sleep(LIVE_REPORT_S + 0.3)
+        assert redis_client_get().hvals(key) == []
+
+    run(body)
