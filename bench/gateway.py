@@ -694,7 +694,9 @@ def main() -> None:
         f"bench/gateway.py run {RUN}: {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, open files {nofile:,}; {described}; configs "
         f"{', '.join(f'{name} (SEATS_WS_WORKERS={n})' for name, n in CONFIGS)}; "
-        f"{args.client_procs} client processes; LIVE_COALESCE_MS {settings.LIVE_COALESCE_MS}; "
+        f"{args.client_procs} client processes; coalescing window "
+        f"{settings.LIVE_COALESCE_MS}–{settings.LIVE_COALESCE_MAX_MS} ms at "
+        f"{settings.LIVE_WRITES_PER_S:,} writes/s a process; "
         f"database {BENCH_DB}, prefix {PREFIX}, topics {SEAT_TOPIC}",
         flush=True,
     )

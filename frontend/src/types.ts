@@ -87,10 +87,14 @@ export interface SnapshotMessage {
 
 export type SeatEventType = "seat.held" | "seat.reserved" | "seat.released" | "seat.blocked";
 
+/**
+ * A seat event. Items of a "changes" frame carry only what a map applies (type, seq, the
+ * seats and hold token); the rest of the envelope stays on the server.
+ */
 export interface SeatEnvelope {
-  id: string;
+  id?: string;
   type: SeatEventType;
-  event_id: number;
+  event_id?: number;
   seq: number;
   occurred_at?: string;
   data: {
@@ -104,7 +108,7 @@ export interface SeatEnvelope {
 
 export interface StatsMessage {
   type: "stats.updated";
-  event_id: number;
+  event_id?: number;
   seq: number;
   data?: Stats;
 }
@@ -117,8 +121,9 @@ export type ServerMessage =
   | { type: "pong" };
 
 /**
- * Seat and stats envelopes coalesced into one WebSocket frame, in the order they happened.
- * The socket unpacks it: each item applies exactly as if it had come on its own.
+ * Seat and stats changes coalesced into one WebSocket frame, in the order they happened
+ * (of the stats, only the newest). The socket unpacks it: each item applies exactly as if
+ * it had come on its own.
  */
 export interface ChangesMessage {
   type: "changes";

@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 
+from apps.core.consumers import envelope_parse
 from apps.core.redis import redis_client_get
 from apps.gateway import snapshots
 from apps.gateway.bridge import live_frame
@@ -71,10 +72,15 @@ async def close_code(client: WebsocketCommunicator) -> int:
 
 
 def envelope_text(event_id: int, seq: int, seats: list[str]) -> str:
-    # Key order and spacing unlike json.dumps' defaults: proves the text is not re-encoded.
-    return (
-        f'{{"type":"seat.held", "id":"{uuid.uuid4()}","event_id":{event_id},"seq":{seq},'
-        f'"occurred_at":"2026-11-25T10:15:00.123Z","data":{{"seats":{json.dumps(seats)}}}}}'
+    return json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "type": "seat.held",
+            "event_id": event_id,
+            "seq": seq,
+            "occurred_at": "2026-11-25T10:15:00.123Z",
+            "data": {"seats": seats, "hold_token": f"{event_id}.t{seq}"},
+        }
     )
 
 
@@ -97,7 +103,7 @@ def test_snapshot_on_connect(sale):
 
 def publish(event_id: int, texts: list[str]) -> str:
     """What the bridge does with a batch: one frame of the event, on its live channel."""
-    frame = live_frame(event_id, texts)
+    frame = live_frame(event_id, [envelope_parse(text) for text in texts])
     redis_client_get().publish(live_channel(event_id), frame)
     return frame
 
