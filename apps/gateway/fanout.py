@@ -86,9 +86,6 @@ class Fanout:
             del self._events[channel]
             await self._pubsub.unsubscribe(channel)
 
-    def sockets_count(self, event_id: int) -> int:
-        return len(self._sockets.get(live_channel(event_id), ()))
-
     async def _report(self) -> None:
         """Every second, this process's socket count per event, where the bridge reads it
         to size its coalescing window (bridge.py). Ends when the process has no sockets."""
