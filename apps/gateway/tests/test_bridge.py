@@ -133,3 +133,14 @@ def test_a_frame_carries_what_a_map_applies_in_order_and_only_the_newest_stats()
             {"type": "stats.updated", "seq": 2, "data": {"seq": 2, "free": 10}},
         ],
     }
+
+
+def test_the_bridge_asks_the_broker_not_to_hold_its_fetches_long():
+    # The embedded broker answers a held fetch only at its deadline: that deadline is
+    # the live map's latency when changes are sparse (docs/architecture.md, Gateway).
+    from apps.gateway.bridge import LIVE_FETCH_WAIT_MS
+
+    assert GatewayBridge(group_id="test").kafka_config["fetch_max_wait_ms"] == LIVE_FETCH_WAIT_MS
+    assert (
+        GatewayBridge(group_id="test", fetch_max_wait_ms=7).kafka_config["fetch_max_wait_ms"] == 7
+    )
