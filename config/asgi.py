@@ -14,7 +14,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from apps.gateway.writes import writes_immediate_install  # noqa: E402
 from config.websocket_urls import websocket_urlpatterns  # noqa: E402
+
+writes_immediate_install()
 
 application = ProtocolTypeRouter(
     {
