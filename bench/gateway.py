@@ -55,8 +55,11 @@ import json
 import multiprocessing
 import os
 import platform
+import queue
 import re
 import resource
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -338,6 +341,74 @@ class Crowds:
             conn.close()
 
 
+NODE_CLIENTS = Path(__file__).resolve().parent / "clients"
+
+
+class NodeCrowds:
+    """Like Crowds, with the clients in Node (bench/clients/crowd.mjs): the same steps at a
+    fraction of the CPU, so that at 5,000 sockets the clients do not starve the server
+    they measure. The same orders and answers, as JSON lines over stdin and stdout."""
+
+    def __init__(self, spec: CrowdSpec, sockets: int, procs: int) -> None:
+        node = shutil.which("node")
+        if node is None or not (NODE_CLIENTS / "node_modules" / "ws").is_dir():
+            raise SystemExit(
+                "the Node clients need node and `npm ci` in bench/clients (or: --clients-in python)"
+            )
+        self.members = []
+        for p in range(procs):
+            count = len(range(p, sockets, procs))
+            proc = subprocess.Popen(
+                [node, str(NODE_CLIENTS / "crowd.mjs"), spec.uri, spec.origin, str(p),
+                 str(procs), str(count), str(spec.ramp), str(spec.handshake_s),
+                 str(spec.snapshot_s)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                preexec_fn=nofile_raise,
+            )  # fmt: skip
+            answers: queue.Queue = queue.Queue()
+            reader = threading.Thread(target=self._read, args=(proc, answers), daemon=True)
+            reader.start()
+            self.members.append((proc, answers, reader))
+
+    @staticmethod
+    def _read(proc: subprocess.Popen, answers: queue.Queue) -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            answers.put(json.loads(line))
+
+    def send(self, message: object) -> None:
+        for proc, _, _ in self.members:
+            proc.stdin.write(json.dumps(message) + "\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+
+    def receive(self, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        answers = []
+        for proc, queued, reader in self.members:
+            while True:
+                try:
+                    answers.append(queued.get(timeout=0.2))
+                    break
+                except queue.Empty:
+                    if proc.poll() is not None:
+                        reader.join(60)  # its last answer may still be being parsed
+                        if not queued.empty():
+                            continue
+                        raise RuntimeError(f"a Node client exited with {proc.returncode}") from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"a Node client: no answer within {timeout:.0f} s"
+                        ) from None
+        return answers
+
+    def stop(self) -> None:
+        for proc, _, _ in self.members:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
 # --- the server side and the holds (this process) ------------------------------------------
 
 
@@ -499,7 +570,8 @@ def run_once(scenario: Scenario, config: str, workers: int, args) -> dict:  # ty
             handshake_s=scenario.handshake_s,
             snapshot_s=args.snapshot_timeout,
         )
-        crowds = Crowds(spec, scenario.sockets, max(1, min(args.client_procs, scenario.sockets)))
+        kind = NodeCrowds if args.clients_in == "node" else Crowds
+        crowds = kind(spec, scenario.sockets, max(1, min(args.client_procs, scenario.sockets)))
         crowds.receive(60)  # booted: the connects are scheduled from a common start
         crowds.send(time.monotonic() + 0.5)
         connects = [
@@ -666,6 +738,12 @@ def main() -> None:
     parser.add_argument("--grace", type=float, default=10.0, help="for stragglers, seconds")
     parser.add_argument("--seats", type=int, default=2_000, help="at least, per event")
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument(
+        "--clients-in",
+        choices=("node", "python"),
+        default="node",
+        help="the clients' language: node (bench/clients, after `npm ci` there) costs less CPU",
+    )
     args = parser.parse_args()
     scenarios = scenarios_from(args)
 
@@ -694,7 +772,7 @@ def main() -> None:
         f"bench/gateway.py run {RUN}: {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, open files {nofile:,}; {described}; configs "
         f"{', '.join(f'{name} (SEATS_WS_WORKERS={n})' for name, n in CONFIGS)}; "
-        f"{args.client_procs} client processes; coalescing window "
+        f"{args.client_procs} {args.clients_in} client processes; coalescing window "
         f"{settings.LIVE_COALESCE_MS}–{settings.LIVE_COALESCE_MAX_MS} ms at "
         f"{settings.LIVE_WRITES_PER_S:,} writes/s a process; "
         f"database {BENCH_DB}, prefix {PREFIX}, topics {SEAT_TOPIC}",
