@@ -26,8 +26,10 @@ bridge run in threads of this process for the whole invocation, on this run's ow
 topics and Redis prefix; before a run's sockets connect, one hold's frame is awaited on the
 event's live channel, so no run measures the bridge joining its consumer group.
 
-The clients run in ``--client-procs`` processes (default 2), each an asyncio loop of
-``websockets`` clients sending the Origin a browser on the site would. A client records,
+The clients run in ``--client-procs`` processes (default 2) of ``bench/clients/crowd.mjs``
+(Node, after ``npm ci`` there), or with ``--clients-in python`` of this module's asyncio
+``websockets`` clients, which take about as much CPU as the server they measure; both
+send the Origin a browser on the site would and do the same steps. A client records,
 per seat ``seq``, the ``time.monotonic()`` at which the frame carrying it arrived: that
 clock is system-wide on Linux, so it compares with the time the hold call returned here.
 A client that sees a seq gap asks for one resync, as the browser does (frontend

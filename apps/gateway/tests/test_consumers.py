@@ -357,3 +357,35 @@ def test_each_process_reports_its_sockets_of_the_event_for_the_bridge(sale):
         assert redis_client_get().hvals(key) == []
 
     run(body)
+
+
+def test_frames_held_back_for_a_slow_snapshot_are_bounded(sale, monkeypatch):
+    from apps.gateway.consumers import MAX_WAITING_FRAMES
+
+    release = threading.Event()
+    build = snapshots._build
+
+    def slow_build(event_id: int) -> snapshots.SharedSnapshot:
+        release.wait(TIMEOUT)
+        return build(event_id)
+
+    monkeypatch.setattr(snapshots, "_build", slow_build)
+
+    async def body():
+        client = communicator(sale.pk)
+        accepted, _ = await client.connect(timeout=TIMEOUT)
+        assert accepted
+        await asyncio.sleep(0.2)
+        frames = [
+            publish(sale.pk, [envelope_text(sale.pk, seq, ["A-1-1"])])
+            for seq in range(1, MAX_WAITING_FRAMES + 51)
+        ]
+        await asyncio.sleep(0.5)
+        release.set()
+        assert (await client.receive_json_from(timeout=TIMEOUT))["type"] == "snapshot"
+        held = [await client.receive_from(timeout=TIMEOUT) for _ in range(MAX_WAITING_FRAMES)]
+        assert held == frames[:MAX_WAITING_FRAMES]  # the oldest, in order; the rest dropped
+        assert await client.receive_nothing(timeout=0.5)
+        await client.disconnect()
+
+    run(body)
