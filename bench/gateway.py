@@ -77,14 +77,12 @@ from support import (
     SEAT_TOPIC,
     STATS_TOPIC,
     Server,
+    bench_cleanup,
     bench_database_create,
-    bench_database_drop,
     bench_env_setup,
     bench_row_seats,
-    bench_topics_delete,
     free_port,
     percentile,
-    redis_cleanup,
     relay_and_bridge_start,
 )
 
@@ -798,16 +796,7 @@ def main() -> None:
         stop.set()
         for thread in threads:
             thread.join(30)
-        notes = []
-        if db_created:
-            bench_database_drop()
-            notes.append(f"database {BENCH_DB} dropped")
-        notes.insert(0, f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted")
-        try:
-            notes.append(f"topics deleted: {', '.join(bench_topics_delete()) or 'none'}")
-        except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
-            notes.append(f"topics not deleted ({exc!r})")
-        print("cleanup: " + "; ".join(notes))
+        print("cleanup: " + bench_cleanup(database=db_created))
 
 
 if __name__ == "__main__":

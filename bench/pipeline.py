@@ -27,19 +27,15 @@ import threading
 import time
 
 from support import (
-    BENCH_DB,
-    PREFIX,
     RUN,
     SEAT_TOPIC,
     STATS_TOPIC,
+    bench_cleanup,
     bench_database_create,
-    bench_database_drop,
     bench_env_setup,
     bench_event_create,
     bench_row_seats,
-    bench_topics_delete,
     percentile,
-    redis_cleanup,
 )
 
 # Before Django reads its settings: the topics are this run's own, like keys and database.
@@ -278,16 +274,7 @@ def main() -> None:
             if name == "persistence":
                 print(f"    check: {persistence_check(event)}")
     finally:
-        notes = []
-        if db_created:
-            bench_database_drop()
-            notes.append(f"database {BENCH_DB} dropped")
-        notes.insert(0, f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted")
-        try:
-            notes.append(f"topics deleted: {', '.join(bench_topics_delete()) or 'none'}")
-        except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
-            notes.append(f"topics not deleted ({exc!r})")
-        print("cleanup: " + "; ".join(notes))
+        print("cleanup: " + bench_cleanup(database=db_created))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,19 @@ def bench_topics_delete() -> list[str]:
         admin.close()
 
 
+def bench_cleanup(*, database: bool) -> str:
+    """Delete this run's Redis keys, topics and (if it was created) database; says what."""
+    notes = [f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted"]
+    if database:
+        bench_database_drop()
+        notes.append(f"database {BENCH_DB} dropped")
+    try:
+        notes.append(f"topics deleted: {', '.join(bench_topics_delete()) or 'none'}")
+    except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
+        notes.append(f"topics not deleted ({exc!r})")
+    return "; ".join(notes)
+
+
 def bench_event_create(*, seats: int, sections: int, rows: int, hold_ttl_s: int):  # type: ignore[no-untyped-def]
     """A venue of ``sections`` side by side, ``rows`` rows each, ``seats`` in all, in three
     price bands; and an event on it, put on sale (seats loaded into Redis)."""
