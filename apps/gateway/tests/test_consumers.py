@@ -150,15 +150,22 @@ def test_one_subscription_per_event_and_process_whatever_the_sockets(sale):
     run(body)
 
 
-def test_frames_published_while_the_snapshot_is_built_come_after_it(sale, monkeypatch):
-    frame_delivered = threading.Event()
+@pytest.fixture
+def snapshot_release(monkeypatch) -> threading.Event:
+    """Snapshot builds wait until the test sets this: frames published meanwhile are held."""
+    release = threading.Event()
     build = snapshots._build
 
     def slow_build(event_id: int) -> snapshots.SharedSnapshot:
-        frame_delivered.wait(TIMEOUT)  # the frame is published (and held back) first
+        release.wait(TIMEOUT)
         return build(event_id)
 
     monkeypatch.setattr(snapshots, "_build", slow_build)
+    return release
+
+
+def test_frames_published_while_the_snapshot_is_built_come_after_it(sale, snapshot_release):
+    frame_delivered = snapshot_release  # the frame is published (and held back) first
 
     async def body():
         client = communicator(sale.pk)
@@ -359,17 +366,10 @@ def test_each_process_reports_its_sockets_of_the_event_for_the_bridge(sale):
     run(body)
 
 
-def test_frames_held_back_for_a_slow_snapshot_are_bounded(sale, monkeypatch):
+def test_frames_held_back_for_a_slow_snapshot_are_bounded(sale, snapshot_release):
     from apps.gateway.consumers import MAX_WAITING_FRAMES
 
-    release = threading.Event()
-    build = snapshots._build
-
-    def slow_build(event_id: int) -> snapshots.SharedSnapshot:
-        release.wait(TIMEOUT)
-        return build(event_id)
-
-    monkeypatch.setattr(snapshots, "_build", slow_build)
+    release = snapshot_release
 
     async def body():
         client = communicator(sale.pk)

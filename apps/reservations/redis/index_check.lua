@@ -19,19 +19,15 @@ for i = 1, #rows, 2 do
   if not row then
     problem('row ' .. id .. ': no pattern')
   else
-    local marks = {}
     for pos, key in ipairs(seats) do
-      if key == '' then
-        marks[pos] = '-'
-      else
+      if key ~= '' then
         indexed = indexed + 1
-        marks[pos] = redis.call('HEXISTS', K_STATE, key) == 1 and '0' or '1'
         if redis.call('HGET', K_SEAT_ROWS, key) ~= id .. ':' .. pos then
           problem('seat ' .. key .. ': not indexed at row ' .. id .. ' position ' .. pos)
         end
       end
     end
-    local pattern = table.concat(marks)
+    local pattern = row_pattern(seats)
     if pattern ~= row.pattern then
       problem('row ' .. id .. ': pattern ' .. row.pattern .. ', states say ' .. pattern)
     end

@@ -38,24 +38,15 @@ local free, fits = {}, {}  -- scope → free seats; fit set key → {score, memb
 for _, row in ipairs(args.rows) do
   local id = tostring(row.id)
   local seats = cjson.decode(row.geometry).k
-  local keys = {}
-  for _, key in ipairs(seats) do
-    if key ~= '' then keys[#keys + 1] = key end
-  end
-  local states = redis.call('HMGET', K_STATE, unpack(keys))
-  local marks, locations, n, free_here = {}, {}, 0, 0
+  local pattern = row_pattern(seats)
+  local _, free_here = pattern:gsub('1', '')
+  local locations = {}
   for pos, key in ipairs(seats) do
-    if key == '' then
-      marks[pos] = '-'
-    else
-      n = n + 1
-      marks[pos] = states[n] and '0' or '1'
-      if not states[n] then free_here = free_here + 1 end
+    if key ~= '' then
       locations[#locations + 1] = key
       locations[#locations + 1] = id .. ':' .. pos
     end
   end
-  local pattern = table.concat(marks)
   for i = 1, #locations, 1000 do
     redis.call('HSET', K_SEAT_ROWS, unpack(locations, i, math.min(i + 999, #locations)))
   end

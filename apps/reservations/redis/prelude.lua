@@ -117,6 +117,25 @@ local function row_fits(pattern, fit_max)
   return fits, fits_ok
 end
 
+-- A row's pattern as the seats' states say it should be (load builds the index from it,
+-- index_check compares the index with it). `seats`: the row's keys, '' for a gap.
+local function row_pattern(seats)
+  local keys = {}
+  for _, key in ipairs(seats) do
+    if key ~= '' then keys[#keys + 1] = key end
+  end
+  local states, marks, n = redis.call('HMGET', K_STATE, unpack(keys)), {}, 0
+  for pos, key in ipairs(seats) do
+    if key == '' then
+      marks[pos] = '-'
+    else
+      n = n + 1
+      marks[pos] = states[n] and '0' or '1'
+    end
+  end
+  return table.concat(marks)
+end
+
 -- `seats` became free (free = true) or taken: update their rows' patterns, the free
 -- counts, the fit sets and drop the rows' cached best blocks. Seats already marked so
 -- are left alone, which makes marking twice harmless (best available marks its picks
