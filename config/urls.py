@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from apps.core import health
 from apps.core.apis import ApiRootApi
 from apps.gateway.frontend import frontend_index
 
@@ -17,6 +18,10 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    # Operations (docs/api.md): probes and Prometheus; the proxy does not pass /metrics.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     # The seat map app's own routes (frontend/src/App.tsx).
     path("", frontend_index, name="frontend-events"),
     path("events/<int:event_id>/", frontend_index, name="frontend-event"),

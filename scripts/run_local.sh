@@ -8,7 +8,13 @@ export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
 export SEATS_PORT="${SEATS_PORT:-8000}"
 export SEATS_HTTP_PORT="${SEATS_HTTP_PORT:-$((SEATS_PORT + 1))}"
 export SEATS_WS_PORT="${SEATS_WS_PORT:-$((SEATS_PORT + 2))}"
-mkdir -p .local
+# Metrics (docs/architecture.md, Observability): the web and ws processes write theirs under
+# SEATS_METRICS_DIR (emptied here: prometheus_client's multi-process files of a past run must
+# not count), each worker serves its own port from SEATS_METRICS_BASE + 1 (see the Procfile).
+export SEATS_METRICS_DIR="${SEATS_METRICS_DIR:-.local/metrics}"
+export SEATS_METRICS_BASE="${SEATS_METRICS_BASE:-$((SEATS_PORT + 10))}"
+rm -rf "$SEATS_METRICS_DIR"
+mkdir -p .local "$SEATS_METRICS_DIR"
 
 python manage.py migrate --noinput
 python manage.py seed_demo

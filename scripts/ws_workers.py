@@ -6,10 +6,15 @@ processes on that socket (daphne --fd): the kernel hands each new connection to 
 them, so the proxy in front sees one address. A worker that dies is started again;
 SIGINT/SIGTERM stop them all.
 
+With PROMETHEUS_MULTIPROC_DIR set, the workers write their metrics there and each one's
+/metrics reports them all (apps/core/metrics.py): this empties the directory first and
+drops a dead worker's live gauges (its open sockets are gone with it).
+
     python scripts/ws_workers.py [daphne options …]     # extra options go to every worker
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,7 +43,24 @@ def worker_start(sock: socket.socket, extra: list[str]) -> subprocess.Popen:
     return subprocess.Popen(command, pass_fds=(sock.fileno(),))
 
 
+def metrics_dir_reset() -> str | None:
+    """Empty PROMETHEUS_MULTIPROC_DIR: a past run's files would still count."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+    return path
+
+
+def metrics_worker_dead(path: str | None, pid: int) -> None:
+    if path:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, path)
+
+
 def main() -> None:
+    metrics_dir = metrics_dir_reset()
     host = os.environ.get("SEATS_WS_HOST", "127.0.0.1")
     port = int(os.environ.get("SEATS_WS_PORT", "8002"))
     count = int(os.environ.get("SEATS_WS_WORKERS", "2"))
@@ -63,6 +85,7 @@ def main() -> None:
             if code is None:
                 continue
             del workers[worker]
+            metrics_worker_dead(metrics_dir, worker.pid)
             if stopping:
                 continue
             if time.monotonic() - started < MIN_UPTIME_S:

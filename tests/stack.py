@@ -1,9 +1,10 @@
 """The real stack for browser tests: the Procfile's processes, started by honcho as `make run`
 starts them, on the running test's database, Redis prefix, Kafka topics and groups.
 
-Only what a buyer's page needs runs: the one origin (proxy: nginx) in front of web (granian)
-and ws (daphne), relay, persistence, stats and gateway. Celery is left out: nothing in a
-browser test waits for a hold to expire.
+By default only what a buyer's page needs runs: the one origin (proxy: nginx) in front of
+web (granian) and ws (daphne), relay, persistence, stats and gateway. Celery is left out:
+nothing in a browser test waits for a hold to expire (``Stack(..., processes=ALL)`` runs it).
+Each worker's metrics port is ``metrics_url(name)``.
 """
 
 import os
@@ -23,6 +24,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ["proxy", "web", "ws", "relay", "persistence", "stats", "gateway"]
+ALL = [*PROCESSES, "celery"]
+# The Procfile's worker metrics ports: SEATS_METRICS_BASE + this.
+METRICS_OFFSETS = {"relay": 1, "persistence": 2, "stats": 3, "gateway": 4, "celery": 5}
 START_S = 60  # a guard against hanging, not a timing
 
 
@@ -30,6 +34,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def free_port_range(count: int) -> int:
+    """A port p with p + 1 … p + count free too (for SEATS_METRICS_BASE)."""
+    while True:
+        base = free_port()
+        try:
+            for port in range(base + 1, base + count + 1):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
 
 
 def database_url() -> str:
@@ -42,9 +59,12 @@ def database_url() -> str:
 
 
 class Stack:
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, processes: list[str] = PROCESSES) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.http_port, self.ws_port = free_port(), free_port()
+        self.metrics_base = free_port_range(len(METRICS_OFFSETS))
+        self.processes = processes
         self.log_path = log_path
         self.run_dir = tempfile.mkdtemp(prefix="seats-stack-")  # nginx's files
         self.process: subprocess.Popen | None = None
@@ -57,9 +77,11 @@ class Stack:
             "DATABASE_URL": database_url(),
             "DATABASE_POOL_SIZE": "4",
             "SEATS_PORT": str(self.port),
-            "SEATS_HTTP_PORT": str(free_port()),
-            "SEATS_WS_PORT": str(free_port()),
+            "SEATS_HTTP_PORT": str(self.http_port),
+            "SEATS_WS_PORT": str(self.ws_port),
             "SEATS_RUN_DIR": self.run_dir,
+            "SEATS_METRICS_DIR": f"{self.run_dir}/metrics",
+            "SEATS_METRICS_BASE": str(self.metrics_base),
             "SEATS_REDIS_PREFIX": settings.SEATS_REDIS_PREFIX,
             "KAFKA_TOPIC_SEAT_EVENTS": settings.KAFKA_TOPIC_SEAT_EVENTS,
             "KAFKA_TOPIC_STATS_EVENTS": settings.KAFKA_TOPIC_STATS_EVENTS,
@@ -71,7 +93,10 @@ class Stack:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "honcho"), "start", "-f", "Procfile", *PROCESSES],
+            [
+                str(Path(sys.executable).parent / "honcho"),
+                *("start", "-f", "Procfile", *self.processes),
+            ],
             cwd=ROOT,
             env=self.environment(),
             stdout=log,
@@ -98,6 +123,14 @@ class Stack:
             except OSError:
                 time.sleep(0.2)
         raise RuntimeError(f"web did not answer in {START_S} s:\n{self.log_tail()}")
+
+    def metrics_url(self, process: str) -> str:
+        """Where ``process`` serves its metrics: web and ws on their HTTP ports (every
+        worker of the group's), the others on their own ports (the Procfile)."""
+        if process in ("web", "ws"):
+            port = self.http_port if process == "web" else self.ws_port
+            return f"http://127.0.0.1:{port}/metrics"
+        return f"http://127.0.0.1:{self.metrics_base + METRICS_OFFSETS[process]}/metrics"
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

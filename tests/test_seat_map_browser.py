@@ -12,6 +12,9 @@ A third page's socket is cut (through Playwright's WebSocket route) and reconnec
 for a while: the page says "Reconnecting…" and that its colours may be stale; seats held
 meanwhile show once it is live again; then "Find best seats" holds the best pair in B.
 
+The box office's admin page for the event, open in a staff member's browser, shows another
+buyer's hold in its figures without a reload.
+
 The venue: section A (50.00) rows 1-2 × seats 1-6, section B (30.00) row 1 × seats 1-6.
 """
 
@@ -25,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from websockets.sync.client import connect
 
 from apps.persistence.models import Reservation
@@ -263,3 +267,40 @@ def two_buyers(browser, url: str) -> float:
     shot(b, "06-b-hold-after-reload")
 
     return latency_s
+
+
+def test_the_admin_box_office_figures_follow_a_hold_without_a_reload(stack):
+    event = sale_open()
+    pipeline_wait(stack, event)
+    get_user_model().objects.create_superuser("boxoffice", password="box-office-pass")
+    section_b = event.venue.sections.get(name="B").pk
+    with chromium() as browser:
+        box_office_live(browser, stack.url, event.pk, section_b)
+
+
+def box_office_live(browser, base_url: str, event_id: int, section_id: int) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{base_url}/admin/reservations/event/{event_id}/change/")
+    page.get_by_label("Username").fill("boxoffice")
+    page.get_by_label("Password").fill("box-office-pass")
+    page.get_by_role("button", name="Log in").click()
+    section_b = page.locator(f'#box-office tr[data-section="{section_id}"]')
+    expect(section_b.locator('[data-stat="total"]')).to_have_text("6")
+    # A reload would drop this mark: it proves the figures below changed in place.
+    page.evaluate("window.boxOfficeNotReloaded = true")
+
+    hold_over_http(base_url, event_id, ["B-1-1", "B-1-2"])
+
+    # Relay, broker and the stats worker's group join before the API has it: seconds.
+    live = {"timeout": PIPELINE_S * 1000}
+    expect(section_b.locator('[data-stat="held"]')).to_have_text("2", **live)
+    expect(section_b.locator('[data-stat="free"]')).to_have_text("4", **live)
+    expect(page.locator('#box-office tr[data-section="event"] [data-stat="held"]')).to_have_text(
+        "2", **live
+    )
+    assert page.evaluate("window.boxOfficeNotReloaded") is True
+    shot(page, "20-admin-box-office-live")
+    page.close()

@@ -47,7 +47,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from apps.core import metrics
 from apps.core.kafka import BOOTSTRAP_TIMEOUT_MS, kafka_producer_create, topics_ensure
+from apps.core.logs import envelope_context
 from apps.core.models import ProjectionCursor
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 500
 # How long one poll waits for records; it bounds how fast an idle consumer notices a stop.
 POLL_TIMEOUT_MS = 1_000
-# Throughput and lag are logged this often.
+# Throughput and lag are logged this often; the lag metric is measured more often.
 STATS_INTERVAL_S = 10.0
+LAG_INTERVAL_S = 2.0
 # Back-off after a transient failure (database or broker down): quick retries for a blip, at
 # most one attempt per BACKOFF_MAX_S while the outage lasts.
 BACKOFF_MIN_S = 0.2
@@ -81,6 +84,7 @@ class Envelope:
     seq: int
     occurred_at: datetime
     data: dict[str, Any]
+    request_id: str | None = None  # the HTTP command's that emitted it (apps/core/logs.py)
 
 
 class EnvelopeError(ValueError):
@@ -110,6 +114,8 @@ def envelope_parse(value: bytes | str | dict[str, Any] | None) -> Envelope:
             problems.append(f"{key} must be a non-negative integer")
     if not isinstance(raw.get("data"), dict):
         problems.append("data must be an object")
+    if not isinstance(raw.get("request_id", ""), str):
+        problems.append("request_id must be a string")
     occurred_at = None
     if isinstance(raw.get("occurred_at"), str):
         try:
@@ -128,6 +134,7 @@ def envelope_parse(value: bytes | str | dict[str, Any] | None) -> Envelope:
         seq=raw["seq"],
         occurred_at=occurred_at,
         data=raw["data"],
+        request_id=raw.get("request_id"),
     )
 
 
@@ -158,11 +165,22 @@ class BatchResult:
 class _Stats:
     result: BatchResult = field(default_factory=BatchResult)
     since: float = field(default_factory=time.monotonic)
+    lag: int | None = None
+    lag_at: float = 0.0
 
-    def add(self, batch: BatchResult) -> None:
+    def add(self, name: str, batch: BatchResult, size: int, seconds: float) -> None:
         self.result.applied += batch.applied
         self.result.duplicates += batch.duplicates
         self.result.dead_letters += batch.dead_letters
+        metrics.CONSUMER_BATCH_SIZE.labels(name).observe(size)
+        metrics.CONSUMER_BATCH_SECONDS.labels(name).observe(seconds)
+        for result, count in (
+            ("applied", batch.applied),
+            ("duplicate", batch.duplicates),
+            ("dead_letter", batch.dead_letters),
+        ):
+            if count:
+                metrics.CONSUMER_MESSAGES.labels(name, result).inc(count)
 
 
 class KafkaBatchConsumer:
@@ -231,10 +249,13 @@ class KafkaBatchConsumer:
         stats, batches, failures = _Stats(), 0, 0
         try:
             while not stop.is_set() and (max_batches is None or batches < max_batches):
+                metrics.heartbeat(self.name)
                 polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
                 if polled:
+                    records = [r for rs in polled.values() for r in rs]
+                    started = time.monotonic()
                     try:
-                        result = self.batch_process([r for rs in polled.values() for r in rs])
+                        result = self.batch_process(records)
                     except self.transient_errors as exc:
                         failures += 1
                         delay = _backoff_delay(failures)
@@ -260,9 +281,10 @@ class KafkaBatchConsumer:
                             for tp, records in polled.items()
                         },
                     )
-                    stats.add(result)
+                    stats.add(self.name, result, len(records), time.monotonic() - started)
                     batches += 1
                 self.after_poll()
+                self._lag_maybe_measure(consumer, stats)
                 self._stats_maybe_log(consumer, stats)
         finally:
             self.before_stop()
@@ -279,6 +301,7 @@ class KafkaBatchConsumer:
         """Subscribe, waiting out a broker that is not up yet; None if stopped meanwhile."""
         failures = 0
         while not stop.is_set():
+            metrics.heartbeat(self.name)  # waiting for the broker is alive, not stuck
             topics = self.topics
             try:
                 topics_ensure(topics + [dead_letter_topic(t) for t in topics])
@@ -371,14 +394,15 @@ class KafkaBatchConsumer:
             if envelope.seq > cursor.last_seq + 1:
                 # Only topic data loss (retention, an unclean broker) leaves a hole; the
                 # projection may be wrong for this event until it is rebuilt.
-                log.warning(
-                    "consumer %s: event %s jumps from seq %s to %s (%s missing)",
-                    self.name,
-                    envelope.event_id,
-                    cursor.last_seq,
-                    envelope.seq,
-                    envelope.seq - cursor.last_seq - 1,
-                )
+                with envelope_context(envelope.id, envelope.request_id):
+                    log.warning(
+                        "consumer %s: event %s jumps from seq %s to %s (%s missing)",
+                        self.name,
+                        envelope.event_id,
+                        cursor.last_seq,
+                        envelope.seq,
+                        envelope.seq - cursor.last_seq - 1,
+                    )
             cursor.last_seq = envelope.seq
             fresh.append(message)
         return fresh
@@ -402,23 +426,26 @@ class KafkaBatchConsumer:
             )
         dead = []
         for message in fresh:
-            try:
-                with transaction.atomic():
-                    self.consume_batch([message.envelope])  # type: ignore[list-item]
-            except self.transient_errors:
-                raise
-            except Exception as exc:
-                record = message.record
-                log.exception(
-                    "consumer %s: %s[%s]@%s (%s seq %s) goes to the dead-letter topic",
-                    self.name,
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    message.envelope.type,  # type: ignore[union-attr]
-                    message.envelope.seq,  # type: ignore[union-attr]
-                )
-                dead.append((record, _error_text(exc)))
+            envelope = message.envelope
+            assert envelope is not None
+            with envelope_context(envelope.id, envelope.request_id):
+                try:
+                    with transaction.atomic():
+                        self.consume_batch([envelope])
+                except self.transient_errors:
+                    raise
+                except Exception as exc:
+                    record = message.record
+                    log.exception(
+                        "consumer %s: %s[%s]@%s (%s seq %s) goes to the dead-letter topic",
+                        self.name,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        envelope.type,
+                        envelope.seq,
+                    )
+                    dead.append((record, _error_text(exc)))
         return dead
 
     def _dead_letters_send_before_commit(self, dead: list[tuple[Any, str]]) -> None:
@@ -494,23 +521,35 @@ class KafkaBatchConsumer:
         config.update(self.kafka_config)
         return KafkaConsumer(**config)
 
+    def _lag_maybe_measure(self, consumer: KafkaConsumer, stats: _Stats) -> None:
+        """Messages behind, per assigned partition: the lag metric, and the log's total."""
+        now = time.monotonic()
+        if now - stats.lag_at < LAG_INTERVAL_S:
+            return
+        stats.lag_at = now
+        partitions = consumer.assignment()
+        try:
+            ends = consumer.end_offsets(list(partitions), timeout_ms=2_000) if partitions else {}
+            lags = {
+                tp: max(0, ends[tp] - consumer.position(tp, timeout_ms=2_000))
+                for tp in partitions
+                if tp in ends  # a partition the broker no longer has
+            }
+        except KafkaError as exc:
+            log.debug("consumer %s: lag unknown (%r)", self.name, exc)
+            stats.lag = None
+            return
+        # One consumer per process: partitions lost in a rebalance must not keep their value.
+        metrics.CONSUMER_LAG.clear()
+        for tp, lag in lags.items():
+            metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(lag)
+        stats.lag = sum(lags.values())
+
     def _stats_maybe_log(self, consumer: KafkaConsumer, stats: _Stats) -> None:
         now = time.monotonic()
         elapsed = now - stats.since
         if elapsed < STATS_INTERVAL_S:
             return
-        lag: int | str = "?"
-        partitions = consumer.assignment()
-        try:
-            if partitions:
-                ends = consumer.end_offsets(list(partitions), timeout_ms=2_000)
-                lag = sum(
-                    max(0, ends[tp] - consumer.position(tp, timeout_ms=2_000)) for tp in partitions
-                )
-            else:
-                lag = 0
-        except KafkaError as exc:
-            log.debug("consumer %s: lag unknown (%r)", self.name, exc)
         result = stats.result
         log.info(
             "consumer %s: applied %d in %.0fs (%.0f/s), %d duplicates skipped, %d dead letters; "
@@ -521,8 +560,8 @@ class KafkaBatchConsumer:
             result.applied / elapsed,
             result.duplicates,
             result.dead_letters,
-            lag,
-            len(partitions),
+            "?" if stats.lag is None else stats.lag,
+            len(consumer.assignment()),
         )
         stats.result, stats.since = BatchResult(), now
 

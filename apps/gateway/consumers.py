@@ -27,6 +27,7 @@ from types import SimpleNamespace
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from apps.core import metrics
 from apps.core.http import buyer_id_peek
 from apps.gateway.bridge import GatewayBridge
 from apps.gateway.fanout import fanout_get
@@ -72,12 +73,17 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         self.waiting: list[str] | None = []  # frames held back until the snapshot is out
         self.received: deque[float] = deque()
         await self.accept()
+        metrics.SOCKETS.inc()
+        self.counted = True
         self.fanout = fanout_get()
         await self.fanout.join(self.event_id, self)
         self.joined = True
         await self.snapshot_send()
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.SOCKETS.dec()
         await self._leave()
 
     async def _leave(self) -> None:
@@ -97,6 +103,7 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         await self.send(text_data=snapshot.text_for(self.buyer))
+        metrics.FRAMES_SENT.inc()
         waiting, self.waiting = self.waiting, None
         for text in waiting:
             await self.send(text_data=text)
@@ -115,6 +122,8 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         if self.waiting is not None:
             if len(self.waiting) < MAX_WAITING_FRAMES:
                 self.waiting.append(text)
+            else:
+                metrics.FRAMES_DROPPED.inc()
             return
         await self.send(text_data=text)
 
@@ -142,6 +151,7 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self.send(text_data='{"type":"pong"}')
         elif kind == "resync":
+            metrics.RESYNCS.inc()
             await self.snapshot_send()
         else:
             await self.close_with(CLOSE_BAD_REQUEST)

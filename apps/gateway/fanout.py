@@ -22,6 +22,8 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from apps.core import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -126,11 +128,14 @@ class Fanout:
                 await self._deliver(channel, message["data"].decode())
 
     async def _deliver(self, channel: str, text: str) -> None:
-        for socket in list(self._sockets.get(channel, ())):
+        sockets = list(self._sockets.get(channel, ()))
+        for socket in sockets:
             try:
                 await socket.frame_send(text)
             except Exception:  # one broken socket must not stop the others' frames
                 log.exception("live fan-out: a socket failed to take a frame")
+        # Once per frame, not per socket: thousands of sockets take each frame.
+        metrics.FRAMES_SENT.inc(len(sockets))
 
 
 # Keyed by loop, weakly: tests run a loop per test; a server runs one for its lifetime.

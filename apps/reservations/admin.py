@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -21,6 +22,7 @@ from apps.reservations.services import (
     section_seats_generate,
     venue_layout_import,
 )
+from apps.stats.selectors import event_stats_get
 
 
 class PriceCategoryInline(admin.TabularInline):
@@ -210,6 +212,24 @@ class EventAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{event}: {exc.detail}", messages.ERROR)
             else:
                 self.message_user(request, f"{event} is closed.")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        # The box office's figures above the form (event/change_form.html), read as the
+        # stats API reads them, which box_office.js then polls; None for a draft, which
+        # has never been on sale. A non-numeric id is left to Django's "not found".
+        if object_id.isdigit():
+            extra_context = {
+                **(extra_context or {}),
+                "box_office": event_stats_get(event_id=int(object_id)),
+                "currency": settings.SEATS_CURRENCY,
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         own = [

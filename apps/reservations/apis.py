@@ -1,7 +1,9 @@
 """HTTP API of the write side and its catalog (docs/api.md). Thin over services."""
 
 import re
+import time
 from functools import lru_cache
+from typing import Any, ClassVar
 
 from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
@@ -15,6 +17,7 @@ from rest_framework.views import APIView
 
 from apps.core.door import BuyerRateThrottle
 from apps.core.http import CommandJSONParser, buyer_id_get
+from apps.core.metrics import command_observe
 from apps.reservations import services
 from apps.reservations.models import Event
 from apps.reservations.selectors import (
@@ -101,14 +104,30 @@ class EventLayoutApi(APIView):
 
 
 class CommandApi(APIView):
-    """Base of the buyer and staff commands: small JSON bodies, throttled per buyer."""
+    """Base of the buyer and staff commands: small JSON bodies, throttled per buyer, each
+    counted and timed by ``command`` and outcome (apps/core/metrics.py)."""
 
     parser_classes = [CommandJSONParser]
     throttle_classes = [BuyerRateThrottle]
+    command: ClassVar[str]
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        started = time.perf_counter()
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+        except Exception:
+            command_observe(self.command, 500, None, time.perf_counter() - started)
+            raise
+        data = getattr(response, "data", None)
+        code = data.get("code") if isinstance(data, dict) else None
+        command_observe(self.command, response.status_code, code, time.perf_counter() - started)
+        return response
 
 
 class HoldCreateApi(CommandApi):
     """Hold seats: `{"seats": [...]}` or `{"best": {"count": 2, "section": 3}}`."""
+
+    command = "hold"
 
     class BestSerializer(serializers.Serializer):
         count = serializers.IntegerField(min_value=1, max_value=MAX_SEATS_PER_COMMAND)
@@ -152,6 +171,8 @@ class HoldCreateApi(CommandApi):
 
 
 class HoldExtendApi(CommandApi):
+    command = "extend"
+
     def post(self, request: Request, hold_token: str) -> Response:
         expires_at = services.hold_extend(token=hold_token, holder=buyer_id_get(request))
         return Response({"hold_token": hold_token, "expires_at": expires_at})
@@ -159,6 +180,8 @@ class HoldExtendApi(CommandApi):
 
 class HoldReleaseApi(CommandApi):
     """Release every seat of the hold (`{}`) or some of them (`{"seats": [...]}`)."""
+
+    command = "release"
 
     class InputSerializer(serializers.Serializer):
         seats = SeatListField(required=False)
@@ -173,6 +196,8 @@ class HoldReleaseApi(CommandApi):
 
 
 class HoldReserveApi(CommandApi):
+    command = "reserve"
+
     class OutputSerializer(serializers.Serializer):
         reservation_id = serializers.CharField()
         event_id = serializers.IntegerField()
@@ -194,6 +219,8 @@ class StaffCommandApi(CommandApi):
 class SeatsBlockApi(StaffCommandApi):
     """Take free seats off sale (`/block`), or put blocked ones back (`/unblock`)."""
 
+    command = "block"
+
     change = staticmethod(services.seats_block)
 
     def post(self, request: Request, event_id: int) -> Response:
@@ -205,10 +232,14 @@ class SeatsBlockApi(StaffCommandApi):
 
 
 class SeatsUnblockApi(SeatsBlockApi):
+    command = "unblock"
+
     change = staticmethod(services.seats_unblock)
 
 
 class ReservationCancelApi(StaffCommandApi):
+    command = "cancel"
+
     def post(self, request: Request, event_id: int, reservation_id: str) -> Response:
         seq = services.reservation_cancel(event_id=event_id, reservation_id=reservation_id)
         return Response({"reservation_id": reservation_id, "seq": seq})

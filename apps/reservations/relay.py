@@ -36,6 +36,7 @@ from kafka.errors import (
 )
 from kafka.producer.future import FutureRecordMetadata
 
+from apps.core import metrics
 from apps.core.kafka import kafka_producer_create, topics_ensure
 from apps.core.redis import redis_client_get
 from apps.reservations.redis.keys import event_keys, events_index_key
@@ -62,6 +63,8 @@ LEASE_REFRESH_S = 1.0
 STOP_GRACE_S = 5.0
 # Throughput and lag are logged this often.
 STATS_INTERVAL_S = 10.0
+# The backlog metrics are measured this often (two Redis commands per leased event).
+BACKLOG_INTERVAL_S = 2.0
 # A broker that lost a topic under a live producer may acknowledge sends to it without storing
 # them: Tansu 0.6 in memory does after a restart. Re-creating the topic this often bounds how
 # long such a relay publishes into nothing; on Kafka the check is one cheap admin request.
@@ -316,22 +319,44 @@ def _producer_close(producer: KafkaProducer | None, timeout: float) -> None:
 class _Stats:
     published: int = 0
     since: float = field(default_factory=time.monotonic)
+    backlog: int = 0
+    oldest_ms: int | None = None
+    measured_at: float = 0.0
+
+    def maybe_measure(self, relay: _Relay) -> None:
+        """The outbox backlog of each event this relay leases, as metrics (and for the log).
+
+        Entries leave the outbox only when the broker acknowledged them, so its length is
+        what is not published yet; stream ids start with the append time in ms, so the
+        first id dates the oldest."""
+        now = time.monotonic()
+        if now - self.measured_at < BACKLOG_INTERVAL_S:
+            return
+        self.measured_at = now
+        events = sorted(relay.held)
+        pipe = redis_client_get().pipeline(transaction=False)
+        for event_id in events:
+            pipe.xlen(event_keys(event_id).outbox)
+            pipe.xrange(event_keys(event_id).outbox, count=1)
+        replies = pipe.execute() if events else []
+        # Only the events leased now: another relay reports the others.
+        metrics.OUTBOX_BACKLOG.clear()
+        metrics.OUTBOX_OLDEST_AGE.clear()
+        self.backlog, self.oldest_ms = 0, None
+        for event_id, length, first in zip(events, replies[0::2], replies[1::2], strict=True):
+            first_ms = int(first[0][0].split("-")[0]) if first else None
+            age = 0.0 if first_ms is None else max(0.0, time.time() - first_ms / 1000)
+            metrics.OUTBOX_BACKLOG.labels(str(event_id)).set(length)
+            metrics.OUTBOX_OLDEST_AGE.labels(str(event_id)).set(age)
+            self.backlog += length
+            if first_ms is not None:
+                self.oldest_ms = min(first_ms, self.oldest_ms or first_ms)
 
     def maybe_log(self, relay: _Relay) -> None:
         now = time.monotonic()
         if now - self.since < STATS_INTERVAL_S:
             return
-        backlog, oldest_ms = 0, None
-        if relay.held:
-            pipe = redis_client_get().pipeline(transaction=False)
-            for event_id in sorted(relay.held):
-                pipe.xlen(event_keys(event_id).outbox)
-                pipe.xrange(event_keys(event_id).outbox, count=1)
-            replies = pipe.execute()
-            backlog = sum(replies[0::2])
-            # Stream ids start with the append time in ms, so the first id dates the backlog.
-            firsts = [int(first[0][0].split("-")[0]) for first in replies[1::2] if first]
-            oldest_ms = min(firsts) if firsts else None
+        oldest_ms = self.oldest_ms
         age = "-" if oldest_ms is None else f"{max(0.0, time.time() - oldest_ms / 1000):.1f}s"
         elapsed = now - self.since
         log.info(
@@ -342,7 +367,7 @@ class _Stats:
             elapsed,
             self.published / elapsed,
             len(relay.held),
-            backlog,
+            self.backlog,
             age,
         )
         self.published, self.since = 0, now
@@ -364,7 +389,10 @@ def outbox_relay_run(
     try:
         while not stop.is_set():
             try:
-                stats.maybe_log(relay)  # also during outages, when the backlog matters most
+                metrics.heartbeat("relay")
+                # Also during outages, when the backlog matters most.
+                stats.maybe_measure(relay)
+                stats.maybe_log(relay)
                 topic = settings.KAFKA_TOPIC_SEAT_EVENTS
                 if producer is not None and time.monotonic() - topic_checked_at > TOPIC_CHECK_S:
                     topic_checked_at = time.monotonic()
@@ -385,6 +413,7 @@ def outbox_relay_run(
                 relay.leases_refresh()
                 result = _relay_pass(producer=producer, relay=relay, stop=stop)
                 stats.published += result.acknowledged
+                metrics.RELAY_PUBLISHED.inc(result.acknowledged)
                 if result.error is not None:
                     raise RelayPublishError(acknowledged=result.acknowledged, cause=result.error)
                 # An event dropped from the index keeps its lease until its outbox is empty,

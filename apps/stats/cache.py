@@ -9,6 +9,7 @@ import json
 
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.redis import redis_client_get
 
 # Two writers can race (a rebalance hands the partition over mid-batch, or a rebuild runs next
@@ -40,6 +41,13 @@ def stats_cache_set(*, body: dict) -> bool:
         body["seq"],
         json.dumps(body, separators=(",", ":")),
     )
+    if written:
+        # The same figures for Prometheus (the sale dashboard's sold vs free), from the
+        # process that wrote them: the stats worker.
+        event = str(body["event_id"])
+        for state in ("free", "held", "reserved", "blocked"):
+            metrics.EVENT_SEATS.labels(event, state).set(body[state])
+        metrics.EVENT_REVENUE.labels(event).set(float(body["revenue"]))
     return bool(written)
 
 

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.date_header_middleware",  # outermost: static files get it too
+    "apps.core.middleware.request_id_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,6 +146,9 @@ LIVE_WRITES_PER_S = env.int("LIVE_WRITES_PER_S", default=8_000)
 
 # --- celery: periodic jobs (hold expiry sweep, reconciliation) --------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
+# Celery's queues start with the platform's prefix too, so two deployments (or a test's own
+# stack) sharing one Redis never run each other's tasks.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{SEATS_REDIS_PREFIX}:celery:"}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
@@ -181,11 +185,33 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- logging: one line per record on stderr; the process supervisor collects it ---------
+# Every line says which request (and, in the Kafka consumers, which envelope) it is about
+# (apps/core/logs.py). Production writes JSON lines (config/settings/production.py).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(envelope_id)s] %(message)s"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "apps.core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": LOG_FORMAT},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": LOG_FORMAT,
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env("LOG_FORMAT", default="plain"),
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"kafka": {"level": "WARNING"}},
+    "loggers": {
+        "kafka": {"level": "WARNING"},
+        # One line per request (method, path, status, time): on in production, where the
+        # web server writes none; quiet by default in a local run's console.
+        "apps.core.access": {"level": env("ACCESS_LOG_LEVEL", default="INFO")},
+    },
 }

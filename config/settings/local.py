@@ -12,3 +12,5 @@ WHITENOISE_USE_FINDERS = True
 # app and the static files when the web process starts: after `npm run build`, restart
 # `make run` (working on the app itself is `npm run dev`, frontend/README.md).
 WHITENOISE_AUTOREFRESH = False
+# A local run's console shows what goes wrong, not every request (ACCESS_LOG_LEVEL=INFO does).
+LOGGING["loggers"]["apps.core.access"]["level"] = env("ACCESS_LOG_LEVEL", default="WARNING")  # noqa: F405

@@ -14,3 +14,6 @@ STORAGES = {
     # Hashed names let browsers cache static files forever.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# JSON lines for the log collector, unless LOG_FORMAT says otherwise (base.py, logging).
+LOGGING["handlers"]["console"]["formatter"] = env("LOG_FORMAT", default="json")  # noqa: F405

@@ -12,3 +12,4 @@ WHITENOISE_AUTOREFRESH = True
 # Tests never share Redis keys with a developer's local run on the same server.
 SEATS_REDIS_PREFIX = env("SEATS_REDIS_PREFIX", default="seats-test")
 CACHES["default"]["KEY_PREFIX"] = f"{SEATS_REDIS_PREFIX}:cache"  # noqa: F405
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{SEATS_REDIS_PREFIX}:celery:"}

@@ -6,6 +6,7 @@ idempotency of its own: every duplicate that got through would show as an extra 
 exactness below is the framework's doing (cursor + offsets after commit).
 """
 
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import OperationalError, connection, connections
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client import REGISTRY
 
 from apps.core.consumers import (
     Envelope,
@@ -35,6 +37,7 @@ from apps.core.consumers import (
     envelope_parse,
 )
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
+from apps.core.logs import ContextFilter
 from apps.core.models import ProjectionCursor
 from apps.core.tests.pipeline import WAIT_S, wait_until
 
@@ -415,3 +418,42 @@ def test_the_command_runs_a_consumer_until_sigterm(topic, tally):
     assert tally_rows(tally) == [(7, 1), (7, 2)]
     assert committed_offset("seats-test-tally", topic) == 2
     assert signal.getsignal(signal.SIGTERM) is previous  # the handler is put back
+
+
+def test_a_dead_letter_log_line_names_the_envelope_and_the_request_behind_it(topic, tally, caplog):
+    poison = json.loads(envelope(2, poison=True))
+    poison["request_id"] = "req-from-the-command"
+    produce(topic, [envelope(1), envelope_encode(poison)])
+    caplog.handler.addFilter(ContextFilter())  # as the console handler has it (settings)
+    with (
+        caplog.at_level(logging.ERROR, logger="apps.core.consumers"),
+        running(TallyConsumer(group_id=group())),
+    ):
+        wait_until(lambda: len(tally_rows(tally)) == 1 and caplog.records, "the dead letter")
+
+    [line] = [r for r in caplog.records if "dead-letter topic" in r.getMessage()]
+    assert (line.envelope_id, line.request_id) == (poison["id"], "req-from-the-command")
+
+
+def test_batches_are_counted_in_the_metrics(topic, tally):
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"consumer": "test-tally", **labels}) or 0.0
+
+    before = (
+        count("seats_consumer_messages_total", result="applied"),
+        count("seats_consumer_messages_total", result="dead_letter"),
+        count("seats_consumer_batch_size_count"),
+    )
+    produce(topic, [envelope(1), envelope(2, poison=True), envelope(3)])
+    group_id = group()
+    with running(TallyConsumer(group_id=group_id)):
+        wait_until(lambda: committed_offset(group_id, topic) == 3, "the whole topic")
+
+    after = (
+        count("seats_consumer_messages_total", result="applied"),
+        count("seats_consumer_messages_total", result="dead_letter"),
+        count("seats_consumer_batch_size_count"),
+    )
+    assert after[0] - before[0] == 2
+    assert after[1] - before[1] == 1
+    assert after[2] > before[2]

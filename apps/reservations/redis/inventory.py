@@ -15,6 +15,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript, Script
 
+from apps.core import logs
 from apps.core.redis import redis_client_get
 from apps.reservations.best_available import SeatRow
 from apps.reservations.errors import BY_CODE
@@ -44,6 +45,9 @@ def _script(name: str) -> Script | AsyncScript:
 
 def _run(name: str, event_id: int, **args: Any) -> dict:
     payload = {"now": clock_ms(), "event_id": event_id, "nonce": uuid.uuid4().hex}
+    request_id = logs.request_id.get()
+    if request_id is not None:
+        payload["request_id"] = request_id  # into the envelopes (apps/core/logs.py)
     payload.update(args)
     raw = _script(name)(keys=event_keys(event_id).script_keys(), args=[json.dumps(payload)])
     result = json.loads(raw)

@@ -3,7 +3,7 @@
 -- KEYS: meta, seats, state, holds, holders, expiry, reservations, outbox, and the row
 -- index: rows, rows_free, seat_rows, free, sections, row_best (keys.py), all under one event's hash
 -- tag. ARGV[1]: the command's arguments as one JSON object, with at least `now` (ms since
--- epoch, the caller's clock), `event_id` and `nonce`.
+-- epoch, the caller's clock), `event_id` and `nonce`, and `request_id` within a request.
 local K_META, K_SEATS, K_STATE, K_HOLDS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_HOLDERS, K_EXPIRY, K_RESERVATIONS, K_OUTBOX = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_ROWS, K_ROWS_FREE, K_SEAT_ROWS, K_FREE = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
@@ -51,8 +51,9 @@ end
 -- outbox in the same atomic step as the change itself (no dual write).
 local function emit(event_type, data)
   local seq = redis.call('HINCRBY', K_META, 'seq', 1)
+  -- request_id: the command's, for the consumers' log lines (nil, so absent, outside one).
   local envelope = {id = message_id(seq), type = event_type, event_id = args.event_id,
-    seq = seq, occurred_at = iso(now), data = data}
+    seq = seq, occurred_at = iso(now), data = data, request_id = args.request_id}
   redis.call('XADD', K_OUTBOX, '*', 'seq', seq, 'envelope', cjson.encode(envelope))
   return seq
 end

@@ -5,9 +5,13 @@ import pytest
 from django.contrib import admin
 from django.test import RequestFactory
 from django.urls import reverse
+from pytest_django.asserts import assertContains, assertNotContains
 
-from apps.reservations.models import Seat, Venue
+from apps.persistence.tests.helpers import outbox_envelopes, reserve
+from apps.reservations import services
+from apps.reservations.models import Event, Seat, Venue
 from apps.reservations.tests.factories import EventFactory, SeatFactory
+from apps.stats.services import stats_apply
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +151,50 @@ def test_a_bad_layout_upload_is_explained_and_writes_nothing(
     assert message in response.content.decode()
     assert Venue.objects.count() == 1
     assert Seat.objects.count() == before
+
+
+def _box_office_row(section: str, label: str, counts: tuple) -> str:
+    """One row of the event page's box office table, as the template renders it."""
+    stats = ("total", "free", "held", "reserved", "blocked", "revenue")
+    cells = "".join(f'<td data-stat="{n}">{v}</td>' for n, v in zip(stats, counts, strict=True))
+    return f'<tr data-section="{section}"><th scope="row">{label}</th>{cells}</tr>'
+
+
+def test_the_event_page_shows_the_sales_figures_per_section(
+    admin_client, sale, django_capture_on_commit_callbacks
+):
+    reserve(sale, ["A-1-1", "V-1-1"])
+    services.hold_create(event_id=sale.pk, holder="user:2", seats=["A-1-2"])
+    services.seats_block(event=sale, seats=["A-1-3"])
+    # Projected as the stats worker does, the hot copy in Redis refreshed after commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        stats_apply(envelopes=outbox_envelopes(sale))
+
+    response = admin_client.get(reverse("admin:reservations_event_change", args=[sale.pk]))
+
+    assert response.status_code == 200
+    sections = dict(sale.venue.sections.values_list("name", "id"))
+    assertContains(
+        response, _box_office_row(sections["A"], "A", (3, 0, 1, 1, 1, "50.00")), html=True
+    )
+    assertContains(
+        response, _box_office_row(sections["V"], "V", (1, 0, 0, 1, 0, "80.00")), html=True
+    )
+    assertContains(
+        response, _box_office_row("event", "Whole event", (4, 0, 1, 2, 1, "130.00")), html=True
+    )
+    # The page's script refreshes them from the stats API.
+    assertContains(response, f'data-stats-url="/api/stats/event/{sale.pk}"')
+    assertContains(response, "reservations/admin/box_office.js")
+
+
+def test_an_event_never_on_sale_says_it_has_no_figures_yet(admin_client, catalog):
+    event = catalog["event"]
+    event.sale_status = Event.SaleStatus.DRAFT
+    event.save()
+
+    response = admin_client.get(reverse("admin:reservations_event_change", args=[event.pk]))
+
+    assertContains(response, "No figures yet: this event has never been on sale.")
+    assertNotContains(response, "data-stats-url")
+    assertNotContains(response, "box_office.js")

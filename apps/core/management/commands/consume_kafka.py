@@ -8,6 +8,7 @@ from types import FrameType
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.consumers import consumer_class_get, consumers_registered
+from apps.core.metrics import metrics_port, metrics_server_start
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Command(BaseCommand):
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, stop_requested)
+        metrics_server_start(metrics_port())  # SEATS_METRICS_PORT (docs/architecture.md)
         try:
             consumer.run(stop)
         finally:

@@ -4,6 +4,7 @@ from types import FrameType
 
 from django.core.management.base import BaseCommand
 
+from apps.core.metrics import metrics_port, metrics_server_start
 from apps.reservations.relay import outbox_relay_run
 
 
@@ -23,4 +24,5 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        metrics_server_start(metrics_port())  # SEATS_METRICS_PORT (docs/architecture.md)
         outbox_relay_run(stop=stop)
