@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -64,6 +65,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_block(count: int) -> int:
+    """A port ``base`` such that base + 1 … base + ``count`` are all free (SEATS_METRICS_BASE:
+    each worker of the Procfile serves its metrics on base + its number)."""
+    for _ in range(100):
+        base = free_port()
+        probes = []
+        try:
+            for offset in range(1, count + 1):
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no block of {count} free ports found")
 
 
 def bench_database_create() -> None:
@@ -156,8 +177,29 @@ def bench_topics_delete() -> list[str]:
         admin.close()
 
 
-def bench_cleanup(*, database: bool) -> str:
-    """Delete this run's Redis keys, topics and (if it was created) database; says what."""
+def bench_groups_delete() -> list[str]:
+    """Delete the consumer groups of this run's stack (KAFKA_GROUP_PREFIX = PREFIX, see
+    Stack): one per registered consumer, by name (Tansu lists no groups); returns those
+    the broker deleted."""
+    from django.conf import settings
+    from kafka import KafkaAdminClient
+
+    from apps.core.consumers import consumers_registered
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
+    )
+    try:
+        ours = sorted(f"{PREFIX}-{name}" for name in consumers_registered())
+        results = dict(admin.delete_groups(ours))  # kafka-python 3: {group: "OK" or an error}
+        return [group for group, outcome in results.items() if outcome == "OK"]
+    finally:
+        admin.close()
+
+
+def bench_cleanup(*, database: bool, groups: bool = False) -> str:
+    """Delete this run's Redis keys, topics, (if it was created) database and (``groups``:
+    a stack ran) consumer groups; says what."""
     notes = [f"{redis_cleanup()} Redis keys under {PREFIX}:* deleted"]
     if database:
         bench_database_drop()
@@ -166,6 +208,11 @@ def bench_cleanup(*, database: bool) -> str:
         notes.append(f"topics deleted: {', '.join(bench_topics_delete()) or 'none'}")
     except Exception as exc:  # noqa: BLE001 - cleanup reports, never hides the result
         notes.append(f"topics not deleted ({exc!r})")
+    if groups:
+        try:
+            notes.append(f"consumer groups deleted: {', '.join(bench_groups_delete()) or 'none'}")
+        except Exception as exc:  # noqa: BLE001 - as above
+            notes.append(f"consumer groups not deleted ({exc!r})")
     return "; ".join(notes)
 
 
@@ -224,7 +271,8 @@ class Server:
 
     It inherits the environment, pointed at this run's keys and database; ``extra_env``
     adds what one bench needs on top (e.g. a throttle lifted). Files the server writes
-    (nginx's) go to a directory of its own, SEATS_RUN_DIR, deleted on stop.
+    (nginx's, the web processes' metrics: SEATS_METRICS_DIR) go to a directory of its
+    own, SEATS_RUN_DIR, deleted on stop.
     """
 
     def __init__(
@@ -246,6 +294,8 @@ class Server:
             DATABASE_URL=BENCH_DB_URL,
             SEATS_PORT=str(self.port),
             SEATS_RUN_DIR=self.run_dir,
+            # Not the developer's .local/metrics: multi-process files must not mix runs.
+            SEATS_METRICS_DIR=os.path.join(self.run_dir, "metrics"),
             LOG_LEVEL="ERROR",  # a 409 is logged as a warning: thousands of lines
             # Under ASGI every request runs in a thread of its own, and a persistent
             # connection (base.py's default CONN_MAX_AGE=60) stays open with each dead
@@ -309,3 +359,126 @@ def relay_and_bridge_start(stop: threading.Event, *, group_id: str) -> list[thre
     for thread in threads:
         thread.start()
     return threads
+
+
+# --- the whole stack, and what its processes report ---------------------------------------
+
+# The Procfile's workers that serve their own metrics, on SEATS_METRICS_BASE + n.
+METRICS_WORKERS = {"relay": 1, "persistence": 2, "stats": 3, "gateway": 4, "celery": 5}
+
+
+class Stack(Server):
+    """The Procfile's processes (all, or ``processes``) under honcho, as `make run` starts
+    them (scripts/run_local.sh; tests/stack.py for the browser test), on this run's
+    database, Redis prefix, Kafka topics and consumer groups (KAFKA_GROUP_PREFIX = PREFIX),
+    ports, run directory and metrics directory and ports (SEATS_METRICS_BASE). ``port`` is
+    the one origin (the proxy); ``http_port`` and ``ws_port`` web's and ws's own, where
+    their /metrics are served (the proxy does not pass it).
+    Create the topics first (apps.core.kafka.topics_ensure)."""
+
+    def __init__(
+        self, extra_env: dict[str, str] | None = None, *, processes: tuple[str, ...] = (),
+        name: str = "stack",
+    ) -> None:  # fmt: skip
+        bin_dir = Path(sys.executable).parent  # honcho, granian, daphne, celery, nginx
+        self.http_port, self.ws_port = free_port(), free_port()
+        self.metrics_base = free_port_block(max(METRICS_WORKERS.values()))
+        env = {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "SEATS_HTTP_PORT": str(self.http_port),
+            "SEATS_WS_PORT": str(self.ws_port),
+            "SEATS_METRICS_BASE": str(self.metrics_base),
+            "KAFKA_TOPIC_SEAT_EVENTS": SEAT_TOPIC,
+            "KAFKA_TOPIC_STATS_EVENTS": STATS_TOPIC,
+            "KAFKA_GROUP_PREFIX": PREFIX,
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.update(extra_env or {})
+        command = [str(bin_dir / "honcho"), "start", "-f", "Procfile", *processes]
+        super().__init__(env, command=command, name=name)
+
+    def metrics_urls(self) -> dict[str, str]:
+        """Every metrics endpoint of the stack, by process: web and ws (several processes in
+        multi-process mode, any of which answers for all) on their own ports, not through
+        the proxy; the workers on SEATS_METRICS_BASE + n."""
+        urls = {
+            "web": f"http://127.0.0.1:{self.http_port}/metrics",
+            "ws": f"http://127.0.0.1:{self.ws_port}/metrics",
+        }
+        for name, offset in METRICS_WORKERS.items():
+            urls[name] = f"http://127.0.0.1:{self.metrics_base + offset}/metrics"
+        return urls
+
+
+# (sample name, sorted labels) → value: one scrape of one endpoint.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+# Never through a proxy from the environment: these are 127.0.0.1 addresses.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def metrics_read(url: str, timeout: float = 2.0) -> Samples | None:
+    """One scrape of a Prometheus text endpoint; None when it does not answer (not up yet,
+    or no metrics served there). Counters are named with their ``_total`` suffix."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with _DIRECT.open(url, timeout=timeout) as response:
+            text = response.read().decode()
+        samples: Samples = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+    except (OSError, ValueError):  # refused, 404, timed out, not Prometheus text
+        return None
+
+
+def samples_sum(samples: Samples | None, name: str, by: str | None = None) -> dict[str, float]:
+    """The samples called ``name``, summed per value of the label ``by`` (all under "" if
+    None); {} when there are none."""
+    sums: dict[str, float] = {}
+    for (sample, labels), value in (samples or {}).items():
+        if sample == name:
+            key = dict(labels).get(by, "") if by else ""
+            sums[key] = sums.get(key, 0.0) + value
+    return sums
+
+
+class MetricsScraper:
+    """Scrapes ``urls`` (name → URL) every ``interval`` seconds in a thread of its own.
+    ``series``: per round, (time.monotonic(), {name: the samples called one of ``keep``, or
+    None}); ``last``: each endpoint's last full answer."""
+
+    def __init__(self, urls: dict[str, str], keep: tuple[str, ...], interval: float = 1.0) -> None:
+        self.urls, self.keep, self.interval = urls, keep, interval
+        self.series: list[tuple[float, dict[str, Samples | None]]] = []
+        self.last: dict[str, Samples] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-scraper", daemon=True)
+
+    def start(self) -> "MetricsScraper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def scrape(self) -> dict[str, Samples | None]:
+        """One round now (also what the thread does every interval)."""
+        found: dict[str, Samples | None] = {}
+        for name, url in self.urls.items():
+            samples = metrics_read(url)
+            if samples is not None:
+                self.last[name] = samples
+                samples = {k: v for k, v in samples.items() if k[0] in self.keep}
+            found[name] = samples
+        self.series.append((time.monotonic(), found))
+        return found
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            self.scrape()
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))

@@ -26,3 +26,7 @@ urlpatterns = [
     path("", frontend_index, name="frontend-events"),
     path("events/<int:event_id>/", frontend_index, name="frontend-event"),
 ]
+
+# Under /api/, the API's JSON error shape (apps/core/apis.py); Django's pages elsewhere.
+handler400 = "apps.core.apis.bad_request"
+handler404 = "apps.core.apis.not_found"

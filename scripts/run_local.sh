@@ -8,6 +8,9 @@ export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.local}"
 export SEATS_PORT="${SEATS_PORT:-8000}"
 export SEATS_HTTP_PORT="${SEATS_HTTP_PORT:-$((SEATS_PORT + 1))}"
 export SEATS_WS_PORT="${SEATS_WS_PORT:-$((SEATS_PORT + 2))}"
+# The proxy appends each client's address to X-Forwarded-For: the per-address limits read
+# it there (docs/architecture.md, "Abuse limits").
+export SEATS_TRUSTED_PROXIES="${SEATS_TRUSTED_PROXIES:-1}"
 # Metrics (docs/architecture.md, Observability): the web and ws processes write theirs under
 # SEATS_METRICS_DIR (emptied here: prometheus_client's multi-process files of a past run must
 # not count), each worker serves its own port from SEATS_METRICS_BASE + 1 (see the Procfile).

@@ -67,6 +67,9 @@ class Stack:
         self.processes = processes
         self.log_path = log_path
         self.run_dir = tempfile.mkdtemp(prefix="seats-stack-")  # nginx's files
+        # Started as root, nginx's workers run as nobody: they must reach the temporary
+        # files of request bodies over client_body_buffer_size (16 KB) in there.
+        os.chmod(self.run_dir, 0o755)  # noqa: S103
         self.process: subprocess.Popen | None = None
 
     def environment(self) -> dict[str, str]:
@@ -83,6 +86,8 @@ class Stack:
             "SEATS_METRICS_DIR": f"{self.run_dir}/metrics",
             "SEATS_METRICS_BASE": str(self.metrics_base),
             "SEATS_REDIS_PREFIX": settings.SEATS_REDIS_PREFIX,
+            # The proxy (nginx) appends each client's address to X-Forwarded-For.
+            "SEATS_TRUSTED_PROXIES": "1",
             "KAFKA_TOPIC_SEAT_EVENTS": settings.KAFKA_TOPIC_SEAT_EVENTS,
             "KAFKA_TOPIC_STATS_EVENTS": settings.KAFKA_TOPIC_STATS_EVENTS,
             "KAFKA_GROUP_PREFIX": settings.SEATS_REDIS_PREFIX,

@@ -48,7 +48,8 @@ INSTALL_HINT = (
     "Alternatively point COMPOSE_BIN at a Compose v2 binary."
 )
 
-BACKING_SERVICES = {"postgres", "redis", "kafka"}
+# redis: the seat inventory; cache: sessions (a server of its own: eviction is per server).
+BACKING_SERVICES = {"postgres", "redis", "cache", "kafka"}
 # docs/architecture.md, "Processes": service name -> the command it must run.
 PROCESS_COMMANDS = {
     "web": ["granian", "--interface", "wsgi", "config.wsgi:application"],
@@ -76,6 +77,8 @@ INTERPOLATED_VARS = {
     "ALLOWED_HOSTS",
     "DATABASE_URL",
     "REDIS_URL",
+    "CACHE_REDIS_URL",
+    "CACHE_MAXMEMORY",
     "CELERY_BROKER_URL",
     "KAFKA_BOOTSTRAP_SERVERS",
     "POSTGRES_PASSWORD",
@@ -86,6 +89,16 @@ INTERPOLATED_VARS = {
     "PROMETHEUS_PORT",
     "GRAFANA_PORT",
     "GRAFANA_ADMIN_PASSWORD",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+}
+# The compose file has no default for these secrets (it refuses to start without them):
+# the checks give it these values, and test_compose_refuses_to_start_without_a_secret
+# checks the refusal.
+REQUIRED_SECRETS = {
+    "SECRET_KEY": "compose-test-secret-key",
+    "POSTGRES_PASSWORD": "compose-test-password",
 }
 
 
@@ -135,8 +148,8 @@ def compose_command() -> list[str] | None:
     return None
 
 
-@cache
-def compose_config() -> dict:
+def compose_config_run(given: dict[str, str]) -> subprocess.CompletedProcess:
+    """`compose config` with none of the file's variables set but ``given``."""
     cmd = compose_command()
     if cmd is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
@@ -146,14 +159,19 @@ def compose_config() -> dict:
         if k not in INTERPOLATED_VARS and not k.startswith("COMPOSE_")
     }
     # --env-file /dev/null: ignore a developer's docker/.env for the same reason.
-    result = subprocess.run(
+    return subprocess.run(
         [*cmd, "-f", str(COMPOSE_FILE), "--env-file", os.devnull, "config", "--format", "json"],
         capture_output=True,
         text=True,
-        env=env,
+        env={**env, **given},
         cwd=ROOT,
         timeout=120,
     )
+
+
+@cache
+def compose_config() -> dict:
+    result = compose_config_run(REQUIRED_SECRETS)
     assert result.returncode == 0, (
         f"`compose config` rejected {COMPOSE_FILE.relative_to(ROOT)}:\n{result.stderr}"
     )
@@ -277,10 +295,46 @@ def test_app_services_get_design_configuration():
         assert env["REDIS_URL"].startswith("redis://redis:6379")
 
 
-def test_secret_key_default_is_only_a_placeholder():
+def test_secrets_come_from_the_environment():
     for name in APP_SERVICES:
-        key = service(name)["environment"]["SECRET_KEY"]
-        assert "change-me" in key, f"{name}: SECRET_KEY default {key!r} is not a placeholder"
+        env = service(name)["environment"]
+        assert env["SECRET_KEY"] == REQUIRED_SECRETS["SECRET_KEY"], name
+        password = REQUIRED_SECRETS["POSTGRES_PASSWORD"]
+        assert env["DATABASE_URL"] == f"postgres://seats:{password}@postgres:5432/seats", name
+    assert service("postgres")["environment"]["POSTGRES_PASSWORD"] == password
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED_SECRETS))
+def test_compose_refuses_to_start_without_a_secret(missing):
+    """No development default: a stack started without the secret fails at once, naming it
+    (a known SECRET_KEY would let anyone forge sessions; compose checks it before any
+    container starts, where production settings could only check that it is set)."""
+    given = {k: v for k, v in REQUIRED_SECRETS.items() if k != missing}
+    result = compose_config_run(given)
+    assert result.returncode != 0, f"compose config accepted the file without {missing}"
+    assert f"required variable {missing} is missing a value" in result.stderr, result.stderr
+
+
+def test_production_runs_https_only_by_default():
+    for name in APP_SERVICES:
+        env = service(name)["environment"]
+        for flag in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+            assert env[flag] == "true", f"{name}: {flag} is {env[flag]!r}"
+    # The proxy's own check asks as the TLS terminator would, or it would get a redirect.
+    assert "X-Forwarded-Proto: https" in service("proxy")["healthcheck"]["test"]
+
+
+def test_the_inventory_never_evicts_and_the_cache_is_a_capped_lru_server_of_its_own():
+    inventory, cache_ = command_of("redis"), command_of("cache")
+    assert contains_in_order(inventory, ["--maxmemory-policy", "noeviction"]), inventory
+    assert contains_in_order(cache_, ["--maxmemory-policy", "allkeys-lru"]), cache_
+    assert contains_in_order(cache_, ["--maxmemory"]), cache_
+    limit = cache_[cache_.index("--maxmemory") + 1]
+    assert re.fullmatch(r"\d+[kmg]b", limit), f"the cache's maxmemory {limit!r} is no cap"
+    for name in APP_SERVICES:
+        env = service(name)["environment"]
+        assert env["CACHE_REDIS_URL"].startswith("redis://cache:6379"), name
+        assert env["REDIS_URL"].startswith("redis://redis:6379"), name
 
 
 def test_app_services_wait_for_healthy_backing_services_and_migrate():
@@ -321,7 +375,7 @@ def test_long_running_services_are_health_checked_or_gated():
 
 
 @pytest.mark.parametrize(
-    "name", ["postgres", "redis", "kafka", "web", "ws", "proxy", "prometheus", "grafana"]
+    "name", ["postgres", "redis", "cache", "kafka", "web", "ws", "proxy", "prometheus", "grafana"]
 )
 def test_servers_have_healthchecks(name):
     assert has_healthcheck(service(name)), f"{name} has no healthcheck"
@@ -339,7 +393,11 @@ def test_kafka_is_single_node_kraft_on_kafka_9092():
 def test_redis_appendonly_and_named_volumes():
     assert contains_in_order(command_of("redis"), ["--appendonly", "yes"])
     volumes = compose_config().get("volumes") or {}
-    for name, target in (("postgres", "/var/lib/postgresql/data"), ("redis", "/data")):
+    for name, target in (
+        ("postgres", "/var/lib/postgresql/data"),
+        ("redis", "/data"),
+        ("cache", "/data"),
+    ):
         mounts = service(name).get("volumes") or []
         named = [m for m in mounts if m.get("type") == "volume" and m.get("target") == target]
         assert named and named[0]["source"] in volumes, f"{name} data is not on a named volume"

@@ -115,7 +115,12 @@ def test_every_process_reports_real_commands(settings):
         assert status == 200 and json.loads(body) == {"status": "ok"}
         status, body, _ = get(f"{stack.url}/readyz")
         assert status == 200, body
-        assert json.loads(body)["checks"] == {"postgres": "ok", "redis": "ok", "broker": "ok"}
+        assert json.loads(body)["checks"] == {
+            "postgres": "ok",
+            "redis": "ok",
+            "cache": "ok",
+            "broker": "ok",
+        }
         assert get(f"{stack.url}/metrics")[0] == 404
 
         with connect(

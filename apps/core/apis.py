@@ -1,9 +1,13 @@
-"""The browsable API's front page."""
+"""The browsable API's front page, and the API's answers to what reaches no API view."""
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
+
+from apps.core.http import API_PREFIX
 
 
 class ApiRootApi(APIView):
@@ -16,3 +20,20 @@ class ApiRootApi(APIView):
                 "schema": reverse("schema", request=request),
             }
         )
+
+
+# Django's error pages (config/urls.py handler400 / handler404). Under /api/ they are the
+# API's JSON error shape (docs/api.md, Errors): a URL no route matches (an event id of -1)
+# or a request Django refuses before any view (a bad Host, too many form fields).
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"code": "bad_request", "detail": "Bad request."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path_info.startswith(API_PREFIX):
+        return JsonResponse({"code": "not_found", "detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

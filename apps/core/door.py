@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from apps.core import idempotency
+from apps.core.addresses import client_address
 from apps.core.redis import redis_client_get
 
 # KEYS[1]: the caller's request log, a sorted set of request times (ms), DRF's sliding
@@ -59,7 +60,7 @@ class BuyerRateThrottle(SimpleRateThrottle):
         elif request.session.session_key:
             ident = f"session:{request.session.session_key}"
         else:
-            ident = self.get_ident(request)
+            ident = client_address(request)
         return f"{settings.SEATS_REDIS_PREFIX}:throttle:{self.scope}:{ident}"
 
     def allow_request(self, request: Request, view: object) -> bool:

@@ -1,9 +1,10 @@
 """Health of a web process, for orchestrators and load balancers (docs/api.md, Operations).
 
 ``/healthz``: the process answers (liveness; restart it if not). ``/readyz``: it can serve,
-because Postgres, Redis and the broker answer (readiness; send it no traffic if not). The
-worker processes have no HTTP server of their own: their liveness is the heartbeat on their
-metrics port (scripts/worker_alive.py). ``/metrics``: Prometheus text (apps/core/metrics.py).
+because Postgres, Redis (the inventory's and the cache's) and the broker answer (readiness;
+send it no traffic if not). The worker processes have no HTTP server of their own: their
+liveness is the heartbeat on their metrics port (scripts/worker_alive.py). ``/metrics``:
+Prometheus text (apps/core/metrics.py).
 """
 
 import logging
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from django_redis import get_redis_connection
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from redis import RedisError
@@ -35,6 +37,12 @@ def _redis() -> None:
     redis_client_get().ping()
 
 
+def _cache() -> None:
+    # Sessions live in the cache's Redis (CACHE_REDIS_URL, its own server in compose): no
+    # buyer command can be served without it.
+    get_redis_connection("default").ping()
+
+
 def _broker() -> None:
     # Connecting bootstraps: it fetches the cluster's metadata from one of the brokers.
     KafkaAdminClient(
@@ -44,7 +52,7 @@ def _broker() -> None:
     ).close()
 
 
-CHECKS = {"postgres": _postgres, "redis": _redis, "broker": _broker}
+CHECKS = {"postgres": _postgres, "redis": _redis, "cache": _cache, "broker": _broker}
 
 
 def readiness_checks() -> dict[str, str]:

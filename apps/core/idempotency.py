@@ -2,7 +2,7 @@
 
 A retry with the same key and body gets the first response again, without running the
 command twice; the same key with another body is 422; a key whose first request is still
-running is 409. Responses below 500 are kept for a day, except refusals at the door (see
+running is 409. Responses below 500 are kept for an hour, except refusals at the door (see
 NOT_KEPT); a request that died leaves only a short "in flight" mark behind, so the client
 can retry once it lapses.
 
@@ -21,16 +21,23 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from apps.core.http import MAX_COMMAND_BODY
+from apps.core.addresses import client_address
+from apps.core.http import MAX_COMMAND_BODY, BodyTooLarge, body_length
 from apps.core.redis import redis_client_get
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-KEEP_SECONDS = 24 * 3600
+# How long a key's answer is kept (docs/api.md, Buyer commands). Records live in the
+# inventory's Redis, which never evicts (an evicted record would let a retry run the
+# command twice), so only their expiry bounds them: an hour is far longer than a client's
+# retries, and than a hold lives with the default ttl (3 × 10 min). A key retried later
+# runs its command again, which by then is a new request, not a double: reserve, release
+# and extend find the hold gone or expired; a hold is one more hold, within the buyer's cap.
+KEEP_SECONDS = 3600
 IN_FLIGHT_SECONDS = 60
 # Refused before the command ran (authentication, CSRF, permissions, throttling): the
 # client is meant to fix that and retry with the same key, which must then run the
-# command, not replay the refusal for a day. Running it again is safe: a 403 from the
+# command, not replay the refusal for an hour. Running it again is safe: a 403 from the
 # command itself (not_hold_owner) changed nothing and would say the same again.
 NOT_KEPT = frozenset({401, 403, 429})
 
@@ -40,7 +47,7 @@ def _redis_key(request: HttpRequest, key: str) -> str:
     caller = (
         request.META.get("HTTP_AUTHORIZATION")
         or request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-        or request.META.get("REMOTE_ADDR", "")
+        or client_address(request)
     )
     return _scoped(caller, key)
 
@@ -112,11 +119,10 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             return view(request, *args, **kwargs)
         if not 0 < len(key) <= MAX_KEY_LENGTH:
             return _error(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 chars.")
-        # The fingerprint reads the body: refuse an oversized one before it is read.
-        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_COMMAND_BODY:
-            return _error(
-                400, "parse_error", f"The request body is larger than {MAX_COMMAND_BODY} bytes."
-            )
+        # The fingerprint reads the body: refuse an oversized one before it is read (as
+        # command_body_middleware has, in front of every API route).
+        if (body_length(request) or 0) > MAX_COMMAND_BODY:
+            return _error(413, "too_large", BodyTooLarge.default_detail)
         fingerprint = hashlib.sha256(
             f"{request.method} {request.path}\n".encode() + request.body
         ).hexdigest()

@@ -124,8 +124,8 @@ def command_observe(command: str, status: int, code: object, seconds: float) -> 
     """Count one answered command (``code``: the error body's code, docs/api.md, Errors)."""
     if status < 400:
         outcome = "granted"
-    elif status == 429:
-        outcome = "throttled"
+    elif status == 429:  # the rate's ("throttled") or the new-buyer limit's code
+        outcome = code if isinstance(code, str) else "throttled"
     elif status >= 500 or not isinstance(code, str):
         outcome = "error" if status >= 500 else "invalid"
     else:

@@ -20,6 +20,7 @@ import weakref
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from autobahn.exception import Disconnected
 from django.conf import settings
 
 from apps.core import metrics
@@ -132,6 +133,11 @@ class Fanout:
         for socket in sockets:
             try:
                 await socket.frame_send(text)
+            except Disconnected:
+                # The client went away and daphne knows before the consumer does: its
+                # disconnect() follows and leaves the fan-out. Not an error worth a
+                # traceback (an on-sale's dropped sockets would flood the log).
+                continue
             except Exception:  # one broken socket must not stop the others' frames
                 log.exception("live fan-out: a socket failed to take a frame")
         # Once per frame, not per socket: thousands of sockets take each frame.

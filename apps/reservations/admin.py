@@ -4,35 +4,131 @@ import json
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
 from apps.core.exceptions import DomainError
-from apps.reservations.forms import LayoutImportForm, SeatBlockForm, SeatGridForm
+from apps.reservations.forms import (
+    LayoutImportForm,
+    SeatBlockForm,
+    SeatGridForm,
+    VenueFocalForm,
+    VenueLayoutForm,
+    VenueLayoutInlineFormSet,
+)
 from apps.reservations.layouts import LayoutError, layout_parse
 from apps.reservations.models import Event, PriceCategory, Seat, Section, Venue
-from apps.reservations.selectors import venue_layout_export
+from apps.reservations.selectors import catalog_caches_forget, venue_layout_export
 from apps.reservations.services import (
     event_close_sale,
     event_open_sale,
     seats_block,
     seats_unblock,
     section_seats_generate,
+    venue_layout_check_editable,
+    venue_layout_frozen,
     venue_layout_import,
 )
 from apps.stats.selectors import event_stats_get
 
+# --- a venue's layout is frozen once an event on it has left draft --------------------
+# (services.venue_layout_frozen: the seats, sections, price categories and focal point
+# are in the live inventory and in every process's memos). The pages of a frozen venue's
+# parts are read-only and say why; the forms check again under the venue's row lock, for
+# a sale opened meanwhile (forms.py).
 
-class PriceCategoryInline(admin.TabularInline):
+
+def _frozen(request: HttpRequest, venue_id: int | None) -> str | None:
+    """venue_layout_frozen, asked once per venue and request: the admin asks the
+    permissions many times per page."""
+    if venue_id is None:
+        return None
+    memo = request.__dict__.setdefault("_venue_layout_frozen", {})
+    if venue_id not in memo:
+        memo[venue_id] = venue_layout_frozen(Venue.objects.get(pk=venue_id))
+    return memo[venue_id]
+
+
+class VenueLayoutInline(admin.TabularInline):
+    """A venue's price categories or sections, on its page: read-only once frozen."""
+
+    formset = VenueLayoutInlineFormSet
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Venue | None = None) -> bool:
+        frozen = obj is not None and _frozen(request, obj.pk)
+        return not frozen and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Venue | None = None) -> bool:
+        frozen = obj is not None and _frozen(request, obj.pk)
+        return not frozen and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Venue | None = None) -> bool:
+        frozen = obj is not None and _frozen(request, obj.pk)
+        return not frozen and super().has_delete_permission(request, obj)
+
+
+class VenueLayoutAdmin(admin.ModelAdmin):
+    """A part of a venue's layout (price category, section, seat): read-only, with the
+    reason shown, once the venue is frozen."""
+
+    form = VenueLayoutForm
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        frozen = obj is not None and _frozen(request, obj.venue_id)
+        return not frozen and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        frozen = obj is not None and _frozen(request, obj.venue_id)
+        return not frozen and super().has_delete_permission(request, obj)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        reason = obj is not None and _frozen(request, obj.venue_id)
+        if reason and request.method == "GET":
+            self.message_user(request, reason, messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):  # type: ignore[no-untyped-def]
+        """The bulk delete's confirmation: a frozen venue's parts cannot be deleted (their
+        has_delete_permission says so), and the page says why."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        reasons = {_frozen(request, obj.venue_id) for obj in objs} - {None}
+        for reason in sorted(reasons):
+            self.message_user(request, reason, messages.WARNING)
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        self.delete_queryset(request, type(obj).objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with transaction.atomic():
+            for venue in Venue.objects.filter(pk__in=queryset.values("venue_id")):
+                try:
+                    venue_layout_check_editable(venue)  # a sale opened since the page
+                except LayoutError as exc:
+                    raise PermissionDenied(exc.errors[0]) from None
+            super().delete_queryset(request, queryset)
+            catalog_caches_forget()  # deleted seats send no signal (signals.py)
+
+
+class PriceCategoryInline(VenueLayoutInline):
     model = PriceCategory
-    extra = 0
 
 
-class SectionInline(admin.TabularInline):
+class SectionInline(VenueLayoutInline):
     model = Section
-    extra = 0
     show_change_link = True
 
 
@@ -41,6 +137,26 @@ class VenueAdmin(admin.ModelAdmin):
     list_display = ["name", "seat_count", "created_at"]
     search_fields = ["name"]
     inlines = [PriceCategoryInline, SectionInline]
+    form = VenueFocalForm
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Venue | None = None):  # type: ignore[no-untyped-def]
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and _frozen(request, obj.pk):
+            fields += ["focal_x", "focal_y"]
+        return fields
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        reason = obj is not None and _frozen(request, obj.pk)
+        if reason and request.method == "GET":
+            self.message_user(request, f"{reason} (the name still can).", messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).annotate(seat_count=Count("seats"))
@@ -105,13 +221,13 @@ class VenueAdmin(admin.ModelAdmin):
 
 
 @admin.register(PriceCategory)
-class PriceCategoryAdmin(admin.ModelAdmin):
+class PriceCategoryAdmin(VenueLayoutAdmin):
     list_display = ["name", "venue", "price", "color"]
     list_filter = ["venue"]
 
 
 @admin.register(Section)
-class SectionAdmin(admin.ModelAdmin):
+class SectionAdmin(VenueLayoutAdmin):
     list_display = ["name", "venue", "category", "seat_count"]
     list_filter = ["venue"]
     search_fields = ["name", "venue__name"]
@@ -140,10 +256,13 @@ class SectionAdmin(admin.ModelAdmin):
 
     def generate_view(self, request: HttpRequest, section_id: int) -> HttpResponse:
         section = get_object_or_404(Section.objects.select_related("venue"), pk=section_id)
-        if not self.has_change_permission(request, section):
+        # The staff member's right to change sections; whether this venue's seats may
+        # still change is the service's to say, with its reason.
+        if not super().has_change_permission(request):
             return HttpResponse(status=403)
         form = SeatGridForm(request.POST or None)
-        layout_errors: list[str] = []
+        frozen = _frozen(request, section.venue_id)
+        layout_errors: list[str] = [frozen] if frozen and request.method == "GET" else []
         if request.method == "POST" and form.is_valid():
             try:
                 created = section_seats_generate(
@@ -174,7 +293,7 @@ class SectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Seat)
-class SeatAdmin(admin.ModelAdmin):
+class SeatAdmin(VenueLayoutAdmin):
     list_display = ["key", "section", "row", "number", "x", "y", "accessible"]
     list_filter = ["venue", "accessible"]
     search_fields = ["key"]
@@ -192,6 +311,13 @@ class EventAdmin(admin.ModelAdmin):
     # inventory, which an edited field would silently skip.
     readonly_fields = ["sale_status"]
     actions = ["open_sale", "close_sale"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Event | None = None):  # type: ignore[no-untyped-def]
+        # The live inventory holds the venue's seats: an event past draft keeps its venue.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.sale_status != Event.SaleStatus.DRAFT:
+            fields.append("venue")
+        return fields
 
     @admin.action(description="Open the sale (load seats into the live inventory)")
     def open_sale(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]

@@ -8,15 +8,18 @@ from typing import Any, ClassVar
 from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.addresses import client_address
 from apps.core.door import BuyerRateThrottle
-from apps.core.http import CommandJSONParser, buyer_id_get
+from apps.core.http import CommandJSONParser, body_sent, buyer_id_get
 from apps.core.metrics import command_observe
 from apps.reservations import services
 from apps.reservations.models import Event
@@ -84,9 +87,10 @@ class EventLayoutApi(APIView):
     as usual."""
 
     def get(self, request: Request, event_id: int) -> HttpResponseBase:
-        if event_public_get(event_id=event_id) is None:
+        event = event_public_get(event_id=event_id)
+        if event is None:
             raise Http404
-        layout = event_layout(event_id=event_id)
+        layout = event_layout(event_id=event_id, venue_name=event.venue_name)
         response = get_conditional_response(request, etag=layout.etag)
         if response is None and isinstance(request.accepted_renderer, JSONRenderer):
             gzipped = ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", ""))
@@ -134,6 +138,8 @@ class HoldCreateApi(CommandApi):
         section = serializers.IntegerField(required=False)
         category = serializers.IntegerField(required=False)
 
+    # Named for the schema: every view's serializers are called Input and Output.
+    @extend_schema_serializer(component_name="HoldRequest")
     class InputSerializer(serializers.Serializer):
         seats = SeatListField(required=False)
         best = serializers.DictField(required=False)
@@ -151,6 +157,7 @@ class HoldCreateApi(CommandApi):
                 )
             return attrs
 
+    @extend_schema_serializer(component_name="Hold")
     class OutputSerializer(serializers.Serializer):
         hold_token = serializers.CharField(source="token")
         event_id = serializers.IntegerField()
@@ -158,6 +165,7 @@ class HoldCreateApi(CommandApi):
         expires_at = serializers.DateTimeField()
         seq = serializers.IntegerField()
 
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request, event_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -166,6 +174,7 @@ class HoldCreateApi(CommandApi):
             holder=buyer_id_get(request),
             seats=data.validated_data.get("seats"),
             best=data.validated_data.get("best"),
+            address=client_address(request),
         )
         return Response(self.OutputSerializer(hold).data, status=status.HTTP_201_CREATED)
 
@@ -173,6 +182,7 @@ class HoldCreateApi(CommandApi):
 class HoldExtendApi(CommandApi):
     command = "extend"
 
+    @extend_schema(request=None)
     def post(self, request: Request, hold_token: str) -> Response:
         expires_at = services.hold_extend(token=hold_token, holder=buyer_id_get(request))
         return Response({"hold_token": hold_token, "expires_at": expires_at})
@@ -183,10 +193,16 @@ class HoldReleaseApi(CommandApi):
 
     command = "release"
 
+    @extend_schema_serializer(component_name="ReleaseRequest")
     class InputSerializer(serializers.Serializer):
         seats = SeatListField(required=False)
 
+    @extend_schema(request=InputSerializer)
     def post(self, request: Request, hold_token: str) -> Response:
+        # Releasing everything must be asked for ({}): a body lost on the way (a client that
+        # sent none, a framing the server could not read) must not free every seat.
+        if not body_sent(request):
+            raise ParseError('A release needs a body: {} for every seat, or {"seats": [...]}.')
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.hold_release(
@@ -198,12 +214,14 @@ class HoldReleaseApi(CommandApi):
 class HoldReserveApi(CommandApi):
     command = "reserve"
 
+    @extend_schema_serializer(component_name="Confirmation")
     class OutputSerializer(serializers.Serializer):
         reservation_id = serializers.CharField()
         event_id = serializers.IntegerField()
         seats = serializers.ListField(child=serializers.CharField())
         seq = serializers.IntegerField()
 
+    @extend_schema(request=None, responses={201: OutputSerializer})
     def post(self, request: Request, hold_token: str) -> Response:
         confirmation = services.hold_reserve(token=hold_token, holder=buyer_id_get(request))
         return Response(self.OutputSerializer(confirmation).data, status=status.HTTP_201_CREATED)
@@ -212,6 +230,7 @@ class HoldReserveApi(CommandApi):
 class StaffCommandApi(CommandApi):
     permission_classes = [IsAdminUser]
 
+    @extend_schema_serializer(component_name="SeatsRequest")
     class SeatsSerializer(serializers.Serializer):
         seats = SeatListField()
 
@@ -223,6 +242,7 @@ class SeatsBlockApi(StaffCommandApi):
 
     change = staticmethod(services.seats_block)
 
+    @extend_schema(request=StaffCommandApi.SeatsSerializer)
     def post(self, request: Request, event_id: int) -> Response:
         event = get_object_or_404(Event, pk=event_id)
         data = self.SeatsSerializer(data=request.data)
@@ -240,6 +260,7 @@ class SeatsUnblockApi(SeatsBlockApi):
 class ReservationCancelApi(StaffCommandApi):
     command = "cancel"
 
+    @extend_schema(request=None)
     def post(self, request: Request, event_id: int, reservation_id: str) -> Response:
         seq = services.reservation_cancel(event_id=event_id, reservation_id=reservation_id)
         return Response({"reservation_id": reservation_id, "seq": seq})

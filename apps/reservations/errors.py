@@ -32,6 +32,15 @@ class HoldLimitExceeded(DomainError):
     default_detail = "That is more seats than one buyer may hold for this event."
 
 
+class AddressLimitExceeded(DomainError):
+    code = "address_limit_exceeded"
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = (
+        "Buyers from your network address already hold as many seats as one address may: "
+        "confirm or release some first."
+    )
+
+
 class EventNotFound(DomainError):
     code = "not_found"
     status_code = status.HTTP_404_NOT_FOUND
@@ -96,6 +105,7 @@ BY_CODE: dict[str, type[DomainError]] = {
     cls.code: cls
     for cls in (
         SeatsUnavailable, UnknownSeats, DuplicateSeats, NoSeats, HoldLimitExceeded,
+        AddressLimitExceeded,
         SaleNotOpen, SaleClosed, HoldNotFound, HoldExpired, NotHoldOwner, SeatsNotInHold,
         SeatsNotBlocked, ReservationNotFound, ReservationCancelled,
     )

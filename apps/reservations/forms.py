@@ -1,10 +1,13 @@
 """Admin forms: they only shape input; the services decide."""
 
 import json
+from collections.abc import Iterable
 
 from django import forms
 
-from apps.reservations.layouts import MAX_ROWS, MAX_SEATS_PER_ROW, SeatGrid
+from apps.reservations.layouts import MAX_ROWS, MAX_SEATS_PER_ROW, LayoutError, SeatGrid
+from apps.reservations.models import Venue
+from apps.reservations.services import venue_layout_check_editable
 
 MAX_LAYOUT_BYTES = 20 * 1024 * 1024
 
@@ -56,3 +59,56 @@ class SeatBlockForm(forms.Form):
         if not seats:
             raise forms.ValidationError("Give at least one seat key.")
         return seats
+
+
+# --- a venue's layout: frozen once an event on it has left draft ----------------------
+# The checks lock the venue's row for the rest of the admin's transaction (the admin saves
+# a form and its inlines in one), as opening a sale does: a change either commits before
+# the sale reads the seats or finds the sale open (services.venue_layout_check_editable).
+
+
+def _venues_check(venues: Iterable[Venue | None]) -> None:
+    errors = []
+    for venue in {v for v in venues if v is not None}:
+        try:
+            venue_layout_check_editable(venue)
+        except LayoutError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise forms.ValidationError(errors)
+
+
+class VenueLayoutForm(forms.ModelForm):
+    """A price category, section or seat: refused, with the reason, when the venue it is
+    in (or is moved to) has an event past draft."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        venues = [cleaned.get("venue")]
+        if cleaned.get("section") is not None:  # a seat
+            venues.append(cleaned["section"].venue)
+        if self.instance.pk is not None:
+            venues.append(Venue.objects.filter(pk=self.instance.venue_id).first())
+        _venues_check(venues)
+        return cleaned
+
+
+class VenueFocalForm(forms.ModelForm):
+    """The venue itself: its name may change at any time, its focal point (best available's
+    row order, loaded with the sale) only while every event on it is a draft."""
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk is not None and {"focal_x", "focal_y"} & set(self.changed_data):
+            _venues_check([self.instance])
+        return cleaned
+
+
+class VenueLayoutInlineFormSet(forms.BaseInlineFormSet):
+    """The venue page's price categories and sections: any change refused once frozen."""
+
+    def clean(self) -> None:
+        super().clean()
+        changed = any(form.has_changed() for form in self.forms) or self.deleted_forms
+        if self.instance.pk is not None and changed:
+            _venues_check([self.instance])

@@ -3,10 +3,12 @@
 import gzip
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, lru_cache
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -144,6 +146,38 @@ def venue_layout_export(*, venue: Venue) -> dict:
     }
 
 
+# --- per-process caches of the catalog ------------------------------------------------
+# Best available, the seat map, the layout and the stats read an event's venue (seats,
+# sections, prices) on every request: each process keeps them, per event, in these
+# memos. They stay true because the layout of a venue cannot change once an event on it
+# has left draft (services.venue_layout_check_editable: the admin and the services refuse)
+# and they are only filled for such events (every reader asks event_public_get, or follows
+# the event's seat events, first); the venue's name, which may change, is part of the
+# layout's key. catalog_caches_forget empties them in the process that changed the
+# catalog (signals.py, services), for whatever it read before the change (tests, shell).
+
+_F = TypeVar("_F", bound=Callable)
+_CATALOG_CACHES: list = []
+
+
+def catalog_cached(function: _F) -> _F:
+    """``lru_cache(maxsize=32)`` whose entries catalog_caches_forget drops."""
+    cached = lru_cache(maxsize=32)(function)
+    _CATALOG_CACHES.append(cached)
+    return cached  # type: ignore[return-value]
+
+
+def catalog_caches_forget() -> None:
+    """Empty this process's catalog memos once the current transaction (if any) commits:
+    emptied earlier, a reader could fill them again with the catalog as it was."""
+
+    def forget() -> None:
+        for cached in _CATALOG_CACHES:
+            cached.cache_clear()
+
+    transaction.on_commit(forget)
+
+
 @dataclass(frozen=True)
 class EventLayout:
     body: dict
@@ -152,14 +186,16 @@ class EventLayout:
     etag: str
 
 
-@lru_cache(maxsize=32)
-def event_layout(*, event_id: int) -> EventLayout:
+@catalog_cached
+def event_layout(*, event_id: int, venue_name: str | None = None) -> EventLayout:
     """What a seat map draws: sections, price categories and every seat's position.
 
-    Cached per process like event_seat_places (a venue cannot change while an event on it
-    is on sale), encoded and compressed: every buyer of an on-sale fetches it. Seats are
-    ``[key, row, number, x, y, accessible]`` lists: a stadium's 50,000 seats as objects
-    would be several times larger for no gain.
+    Cached per process like event_seat_places (a venue's layout cannot change once an
+    event on it is on sale), encoded and compressed: every buyer of an on-sale fetches it.
+    Its venue's name can change: callers pass the one they know (PublicEvent.venue_name),
+    so that a renamed venue is another key in every process. Seats are ``[key, row,
+    number, x, y, accessible]`` lists: a stadium's 50,000 seats as objects would be
+    several times larger for no gain.
     """
     event = Event.objects.select_related("venue").get(pk=event_id)
     venue = event.venue
@@ -191,12 +227,13 @@ def event_layout(*, event_id: int) -> EventLayout:
     )
 
 
-@lru_cache(maxsize=32)
+@catalog_cached
 def event_seat_places(*, event_id: int) -> tuple[list[SeatPlace], tuple[float, float]]:
     """The event's seats as best-available sees them, and the venue's focal point.
 
-    Cached per process: a venue's seats cannot change once an event on it is on sale
-    (services refuse it), and best-available must not query 50,000 rows per request.
+    Cached per process (catalog_cached): a venue's seats cannot change once an event on
+    it is on sale (services refuse it), and best-available must not query 50,000 rows per
+    request.
     """
     event = Event.objects.select_related("venue").get(pk=event_id)
     places = [
@@ -208,14 +245,14 @@ def event_seat_places(*, event_id: int) -> tuple[list[SeatPlace], tuple[float, f
     return places, (event.venue.focal_x, event.venue.focal_y)
 
 
-@lru_cache(maxsize=32)
+@catalog_cached
 def event_sections(*, event_id: int) -> dict[int, str]:
     """Section id → name for the event's venue (cached like event_seat_places)."""
     event = Event.objects.get(pk=event_id)
     return dict(event.venue.sections.values_list("id", "name"))
 
 
-@lru_cache(maxsize=32)
+@catalog_cached
 def event_seat_prices(*, event_id: int) -> dict[str, Decimal]:
     """Seat key → its price category's price (cached like event_seat_places)."""
     event = Event.objects.select_related("venue").get(pk=event_id)

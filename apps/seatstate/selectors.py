@@ -2,10 +2,9 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import lru_cache
 
 from apps.reservations.best_available import SeatPlace
-from apps.reservations.selectors import event_seat_places, event_sections
+from apps.reservations.selectors import catalog_cached, event_seat_places, event_sections
 from apps.reservations.services import inventory_snapshot_get
 
 # One character per seat keeps a 50,000-seat map to a few hundred KB before gzip.
@@ -21,7 +20,7 @@ class SeatMap:
     held_by: dict[str, list[str]]  # buyer → the seats of their live holds
 
 
-@lru_cache(maxsize=32)
+@catalog_cached
 def _places_in_map_order(event_id: int) -> list[SeatPlace]:
     """The event's seats by section, row and number (cached like event_seat_places, which
     it sorts: once per process, not once per snapshot)."""

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.date_header_middleware",  # outermost: static files get it too
     "apps.core.middleware.request_id_middleware",
+    # API bodies whole and bounded, before CSRF or anything else reads them (JSON 411/413).
+    "apps.core.http.command_body_middleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -106,13 +108,23 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Every key the platform writes starts with this, so tests (and several deployments on
 # one Redis) stay apart.
 SEATS_REDIS_PREFIX = env("SEATS_REDIS_PREFIX", default="seats")
-# Sessions live in Redis: a buyer's first hold creates one, and a database write per
-# anonymous buyer is the last thing an on-sale stampede needs.
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions live in the cache: a buyer's first hold creates one, and a database write per
+# anonymous buyer is the last thing an on-sale stampede needs. The cache has a Redis of its
+# own where it is deployed (compose: the `cache` service, capped and evicting least
+# recently used keys), because eviction is a setting of the whole server: on the
+# inventory's Redis (noeviction) it could otherwise only ever be all or nothing, and a
+# seat must never be evicted. Unset, it is the inventory's server (make run and tests:
+# nothing there is capped, so nothing is evicted; docs/architecture.md, Sessions).
+CACHE_REDIS_URL = env("CACHE_REDIS_URL", default=REDIS_URL)
+# apps/core/sessions.py: Django's cache sessions, except that an anonymous buyer's expires
+# after this many seconds without use (logged-in users keep SESSION_COOKIE_AGE). Longer
+# than any hold can live (3 × an event's hold ttl), so no live hold loses its buyer.
+SESSION_ENGINE = "apps.core.sessions"
+SEATS_ANONYMOUS_SESSION_TTL = env.int("SEATS_ANONYMOUS_SESSION_TTL", default=4 * 3600)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": CACHE_REDIS_URL,
         "KEY_PREFIX": f"{SEATS_REDIS_PREFIX}:cache",
     }
 }
@@ -177,7 +189,20 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.exceptions.api_exception_handler",
     # Per buyer; an on-sale needs a few commands a second per buyer at most.
     "DEFAULT_THROTTLE_RATES": {"commands": env("SEATS_COMMAND_RATE", default="120/min")},
+    # How many proxies of ours stand in front of the web processes: the client's address
+    # is the one the outermost of them appended to X-Forwarded-For (apps/core/addresses.py).
+    # 0: REMOTE_ADDR, and the header is ignored. `make run` and compose run nginx: 1.
+    "NUM_PROXIES": env.int("SEATS_TRUSTED_PROXIES", default=0),
 }
+
+# --- abuse limits: per client address, for what a session does not bound -----------------
+# (docs/architecture.md, "Abuse limits"). Sessions are free to make: new ones per address
+# in a window (0: no limit), and seats held at once by the anonymous sessions of one
+# address, as a multiple of the event's seats per buyer (0: no cap). Logged-in buyers
+# keep their own cap only.
+SEATS_NEW_BUYERS_PER_ADDRESS = env.int("SEATS_NEW_BUYERS_PER_ADDRESS", default=30)
+SEATS_NEW_BUYERS_WINDOW_S = env.int("SEATS_NEW_BUYERS_WINDOW_S", default=600)
+SEATS_ADDRESS_HOLD_FACTOR = env.int("SEATS_ADDRESS_HOLD_FACTOR", default=4)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Seats API",
     "DESCRIPTION": "Real-time seat reservation: catalog, holds, reservations, seat map, stats.",

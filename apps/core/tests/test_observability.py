@@ -40,13 +40,13 @@ def test_healthz_answers_without_touching_anything():
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_readyz_checks_postgres_redis_and_the_broker():
+def test_readyz_checks_postgres_redis_the_cache_and_the_broker():
     response = Client().get("/readyz")
 
     assert response.status_code == 200, response.content
     assert response.json() == {
         "status": "ok",
-        "checks": {"postgres": "ok", "redis": "ok", "broker": "ok"},
+        "checks": {"postgres": "ok", "redis": "ok", "cache": "ok", "broker": "ok"},
     }
 
 
@@ -58,7 +58,7 @@ def test_readyz_is_503_and_names_what_does_not_answer(settings):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
-    assert body["checks"]["postgres"] == body["checks"]["redis"] == "ok"
+    assert body["checks"]["postgres"] == body["checks"]["redis"] == body["checks"]["cache"] == "ok"
     assert body["checks"]["broker"].startswith("unavailable: ")
 
 

@@ -74,7 +74,17 @@ def inventory_load(
     max_per_hold: int,
     max_hold_ms: int,
 ) -> int:
-    """Load (or re-open) an event's seats and build its row index; returns its seq."""
+    """Load (or re-open) an event's seats and build its row index; returns its seq.
+
+    The event joins the events index first, then the script loads it: the index is one
+    global key, which a script of one event must not touch (every key of a script in one
+    Redis Cluster slot), so the two cannot be one atomic step, and this order leaves no
+    crash point with an event on sale that the relay and the sweep never see. Indexed
+    without an inventory (the script failed or never ran) is harmless: the relay finds no
+    outbox and the sweep no holds, `reconcile` says the sale did not open, and opening
+    again loads it.
+    """
+    redis_client_get().sadd(events_index_key(), event_id)
     result = _run(
         "load",
         event_id,
@@ -96,7 +106,6 @@ def inventory_load(
         max_per_hold=max_per_hold,
         max_hold_ms=max_hold_ms,
     )
-    redis_client_get().sadd(events_index_key(), event_id)
     return result["seq"]
 
 
@@ -104,8 +113,28 @@ def inventory_close(*, event_id: int) -> int:
     return _run("close", event_id)["seq"]
 
 
-def inventory_hold(*, event_id: int, seats: list[str], token: str, holder: str) -> HoldResult:
-    result = _run("hold", event_id, seats=seats, token=token, holder=holder)
+@dataclass(frozen=True)
+class AddressCap:
+    """The cap shared by the anonymous holders of one client address (hold.lua): at most
+    ``factor`` times the event's seats per buyer held at once."""
+
+    address: str
+    factor: int
+
+    def args(self) -> dict[str, Any]:
+        return {"address": f"addr:{self.address}", "address_factor": self.factor}
+
+
+def inventory_hold(
+    *,
+    event_id: int,
+    seats: list[str],
+    token: str,
+    holder: str,
+    address_cap: AddressCap | None = None,
+) -> HoldResult:
+    cap = address_cap.args() if address_cap else {}
+    result = _run("hold", event_id, seats=seats, token=token, holder=holder, **cap)
     return HoldResult(result["seq"], result["expires"], result["seats"])
 
 
@@ -117,6 +146,7 @@ def inventory_hold_best(
     category_id: int | None,
     token: str,
     holder: str,
+    address_cap: AddressCap | None = None,
 ) -> HoldResult:
     """Pick and hold the best ``count`` seats in one step (best.lua): no retries."""
     best: dict[str, int] = {"count": count}
@@ -124,7 +154,8 @@ def inventory_hold_best(
         best["section"] = section_id
     if category_id is not None:
         best["category"] = category_id
-    result = _run("hold", event_id, best=best, token=token, holder=holder)
+    cap = address_cap.args() if address_cap else {}
+    result = _run("hold", event_id, best=best, token=token, holder=holder, **cap)
     return HoldResult(result["seq"], result["expires"], result["seats"])
 
 

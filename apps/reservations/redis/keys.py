@@ -32,12 +32,14 @@ class EventKeys:
 
     @property
     def holds(self) -> str:
-        """Hash: hold token → JSON {holder, seats, created, expires} (ms since epoch)."""
+        """Hash: hold token → JSON {holder, seats, created, expires} (ms since epoch), and
+        an anonymous buyer's hold also ``address`` ("addr:<client address>")."""
         return f"{self.base}:holds"
 
     @property
     def holders(self) -> str:
-        """Hash: holder → JSON list of that holder's hold tokens (for the per-holder cap)."""
+        """Hash: holder, or "addr:<client address>" → JSON list of its hold tokens (for the
+        per-holder and per-address caps)."""
         return f"{self.base}:holders"
 
     @property
@@ -130,5 +132,6 @@ def event_keys(event_id: int) -> EventKeys:
 
 
 def events_index_key() -> str:
-    """Set of event ids whose inventory is in Redis (the relay and the sweep walk it)."""
+    """Set of event ids whose inventory is in Redis, or is being loaded (the relay and the
+    sweep walk it; inventory.inventory_load adds an event before loading it)."""
     return f"{settings.SEATS_REDIS_PREFIX}:events"

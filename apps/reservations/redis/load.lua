@@ -1,6 +1,7 @@
 -- Put an event on sale: load its seats (key → price in cents) and its rules. Loading
--- again (re-opening a closed sale, seats added to the venue) keeps every seat's state and
--- the event's seq: history is never rewritten.
+-- again (re-opening a closed sale, or an opening that did not finish) keeps every seat's
+-- state and the event's seq: history is never rewritten. The venue's seats cannot change
+-- in between (services.venue_layout_check_editable).
 --
 -- The row index of best available is rebuilt here from the rows and the seats' current
 -- states, so loading again also repairs it.

@@ -78,14 +78,21 @@ local function holder_tokens_set(holder, tokens)
   end
 end
 
+local function holder_token_drop(holder, token)
+  local kept = {}
+  for _, t in ipairs(holder_tokens(holder)) do
+    if t ~= token then kept[#kept + 1] = t end
+  end
+  holder_tokens_set(holder, kept)
+end
+
+-- A hold ends: its token leaves the holder's list and, for an anonymous buyer's hold, the
+-- list of the address it was made from (hold.lua, the address cap).
 local function hold_forget(token, hold)
   redis.call('HDEL', K_HOLDS, token)
   redis.call('ZREM', K_EXPIRY, token)
-  local kept = {}
-  for _, t in ipairs(holder_tokens(hold.holder)) do
-    if t ~= token then kept[#kept + 1] = t end
-  end
-  holder_tokens_set(hold.holder, kept)
+  holder_token_drop(hold.holder, token)
+  if hold.address then holder_token_drop(hold.address, token) end
 end
 
 -- The row index of best available (docs/architecture.md, Best available). A seat is free

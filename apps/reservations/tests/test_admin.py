@@ -59,6 +59,7 @@ def test_admin_pages_refuse_anonymous_users(client, admin_user, catalog):
 
 
 def test_generate_seats_from_the_admin(admin_client, catalog):
+    Event.objects.filter(pk=catalog["event"].pk).update(sale_status=Event.SaleStatus.DRAFT)
     section = catalog["section"]
     section.seats.all().delete()
     url = reverse("admin:reservations_section_generate", args=[section.pk])
@@ -82,6 +83,7 @@ def test_generate_seats_from_the_admin(admin_client, catalog):
 
 
 def test_generate_seats_shows_the_error_and_writes_nothing(admin_client, catalog):
+    Event.objects.filter(pk=catalog["event"].pk).update(sale_status=Event.SaleStatus.DRAFT)
     section = catalog["section"]
     section.seats.all().delete()
     url = reverse("admin:reservations_section_generate", args=[section.pk])

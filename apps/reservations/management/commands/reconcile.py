@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.reservations.errors import SaleNotOpen
 from apps.reservations.models import Event
 from apps.reservations.selectors import event_index_problems
 from apps.stats.reconcile import event_reconcile
@@ -18,7 +19,15 @@ class Command(BaseCommand):
     def handle(self, *args: object, event_id: int, **options: object) -> None:
         if not Event.objects.filter(pk=event_id).exists():
             raise CommandError(f"no event {event_id}")
-        problems = event_index_problems(event_id=event_id) + event_reconcile(event_id=event_id)
+        try:
+            problems = event_index_problems(event_id=event_id) + event_reconcile(event_id=event_id)
+        except SaleNotOpen:
+            # Never opened, or an opening that died after indexing the event and before
+            # loading it (inventory.inventory_load): nothing there to compare yet.
+            raise CommandError(
+                f"event {event_id} has no inventory in Redis: its sale never opened, or "
+                "its opening did not finish (open the sale again)"
+            ) from None
         for problem in problems:
             self.stdout.write(problem)
         if problems:
