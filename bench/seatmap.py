@@ -28,6 +28,7 @@ import threading
 import time
 
 from support import (
+    NO_BUYER_LIMITS,
     RUN,
     SEAT_TOPIC,
     STATS_TOPIC,
@@ -214,7 +215,7 @@ def main() -> None:
     try:
         topics_ensure([SEAT_TOPIC, STATS_TOPIC])
         event_id, free = event_create(args.seats, args.taken)
-        server = Server({"SEATS_COMMAND_RATE": "1000000/s"})
+        server = Server(NO_BUYER_LIMITS)
         threads = relay_and_bridge_start(stop, group_id=f"bench-seatmap-{RUN}")
         server.wait_ready()
         time.sleep(8)  # the bridge's first consumer-group join

@@ -264,6 +264,15 @@ def bench_row_seats(event) -> list[list[str]]:  # type: ignore[no-untyped-def]
     return [[key for _, key in sorted(seats)] for seats in rows.values()]
 
 
+# For a bench whose buyers all come from one address: the path is measured, not the
+# per-buyer rate or the per-address limits (docs/architecture.md, "Abuse limits").
+NO_BUYER_LIMITS = {
+    "SEATS_COMMAND_RATE": "1000000/s",
+    "SEATS_NEW_BUYERS_PER_ADDRESS": "0",
+    "SEATS_ADDRESS_HOLD_FACTOR": "0",
+}
+
+
 class Server:
     """A web server on 127.0.0.1:<free port>, in a process group of its own, stopped with
     it (SIGTERM, then SIGKILL): daphne serving everything, or ``command`` (which finds its
@@ -301,6 +310,12 @@ class Server:
             # connection (base.py's default CONN_MAX_AGE=60) stays open with each dead
             # thread until Postgres refuses new clients ("too many clients already").
             CONN_MAX_AGE="0",
+            # The load generators stand in for a front proxy that names each simulated
+            # buyer's address in X-Forwarded-For (wrkload.py, the Node clients); with the
+            # proxy of the Procfile in between, that is the second entry from the right.
+            # A bench that sends none counts as one address (docs/architecture.md,
+            # "Abuse limits"): it lifts those limits itself.
+            SEATS_TRUSTED_PROXIES="2",
         )
         env.update(extra_env or {})
         env.setdefault("DJANGO_DEBUG", "false")  # no per-request query log
