@@ -11,9 +11,12 @@
 3. The outbox relay (``outbox_relay_once``) publishes everything to a bench topic of its own
    (``seat-events-bench-<run>``); its rate is printed too.
 4. Each registered projection consumer (``persistence``, and ``stats`` once an app registers
-   it) runs ``run()`` in a new consumer group from the beginning of the topic until it has
-   processed every message. Printed: the whole run (group join included) and the steady
-   rate (first batch to last), batch count, and a spot check of the projection.
+   it; ``--consumers`` picks some) runs ``run()`` in a new consumer group from the beginning
+   of the topic until it has processed every message. Printed: the whole run (group join
+   included) and the steady rate (first batch to last), batch count, the CPU per event of
+   this process and of the bench database's Postgres backends (steadier than the rates on
+   a busy machine), and a spot check of the projection. The header says whether
+   kafka-python checks CRCs with the ``crc32c`` package or in (slow) pure Python.
 
 Redis keys live under a random ``seats-bench-…`` prefix and are deleted at the end, with the
 database and the bench topics. Prints figures; never asserts timings (README, Benchmarks).
@@ -167,12 +170,15 @@ def consumer_bench(name: str, total: int, timeout_s: float) -> None:
 
     consumer.batch_process = batch_process_timed  # type: ignore[method-assign]
     timer.start()
+    postgres_before, cpu_before = postgres_cpu_s(), time.process_time()
     began = time.perf_counter()
     try:
         consumer.run(stop)
     finally:
         timer.cancel()
     elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu_before
+    postgres = postgres_cpu_delta(postgres_before, postgres_cpu_s())
     if not batches:
         print(f"  {name}: no batch within {timeout_s:.0f} s")
         return
@@ -191,6 +197,43 @@ def consumer_bench(name: str, total: int, timeout_s: float) -> None:
         f"time p50 {percentile(per_batch, 0.5) * 1000:.0f} ms, max {per_batch[-1] * 1000:.0f} ms; "
         f"{duplicates} duplicates, {dead} dead letters"
     )
+    # CPU per event moves far less than the rates when other work shares the machine.
+    print(
+        f"    CPU (group join included): this process {cpu:.2f} s = {cpu / seen * 1e6:.0f} µs/event"
+        + (
+            f"; the database's Postgres backends {postgres:.2f} s = "
+            f"{postgres / seen * 1e6:.0f} µs/event"
+            if postgres is not None
+            else ""
+        )
+    )
+
+
+def postgres_cpu_s() -> dict[int, float] | None:
+    """CPU seconds used so far by each backend of the bench database, read from /proc (a
+    Postgres on this machine, Linux); None where that cannot be read."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    used = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime+stime
+    return used
+
+
+def postgres_cpu_delta(
+    before: dict[int, float] | None, after: dict[int, float] | None
+) -> float | None:
+    if before is None or after is None:
+        return None
+    return sum(used - before.get(pid, 0.0) for pid, used in after.items())
 
 
 def persistence_check(event) -> str:  # type: ignore[no-untyped-def]
@@ -226,7 +269,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=24_000, help="domain events to generate")
     parser.add_argument("--timeout", type=float, default=300.0, help="per consumer, seconds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--consumers",
+        default=",".join(BENCHED),
+        help="which projection consumers to run, comma-separated (e.g. to profile one)",
+    )
     args = parser.parse_args()
+
+    from kafka.record.util import crc32c_c
 
     from apps.core.consumers import consumers_registered
 
@@ -238,6 +288,9 @@ def main() -> None:
         f"{','.join(settings.KAFKA_BOOTSTRAP_SERVERS)}, topic {SEAT_TOPIC}; "
         f"consumers registered: {', '.join(registered) or 'none'}"
     )
+    # kafka-python checks every fetched batch's CRC-32C, in pure Python unless the crc32c
+    # package is installed: that alone caps a consumer at a few thousand records a second.
+    print(f"  kafka-python CRC-32C: {'crc32c (C)' if crc32c_c else 'pure Python (slow)'}")
     db_created = False
     try:
         bench_database_create()
@@ -266,7 +319,7 @@ def main() -> None:
             f"  relay: {published:,} published in {elapsed:.1f} s "
             f"({published / elapsed:,.0f} events/s, acks=all, one request in flight)"
         )
-        for name in BENCHED:
+        for name in args.consumers.split(","):
             if name not in registered:
                 print(f"  {name}: not registered (no app provides it yet); skipped")
                 continue

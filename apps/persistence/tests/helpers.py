@@ -48,3 +48,17 @@ def reserved_envelope(
             "total_cents": sum(prices),
         },
     }
+
+
+def cancelled_envelope(
+    *, event_id: int, seq: int, reservation_id: str, seats: list[str] | None = None
+) -> dict:
+    """A hand-made seat.released (reason cancelled), as the write side emits it."""
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "seat.released",
+        "event_id": event_id,
+        "seq": seq,
+        "occurred_at": datetime.now(tz=UTC).isoformat(),
+        "data": {"seats": seats or [], "reason": "cancelled", "reservation_id": reservation_id},
+    }

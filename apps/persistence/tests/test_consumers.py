@@ -3,18 +3,24 @@ rows. Real Redis, broker and Postgres."""
 
 import time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.conf import settings
 from kafka import KafkaConsumer, TopicPartition
 
-from apps.core.consumers import dead_letter_topic
+from apps.core.consumers import BatchResult, dead_letter_topic
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.models import ProjectionCursor
 from apps.core.tests.pipeline import WAIT_S, Running, relay, wait_until
 from apps.persistence.consumers import PersistenceConsumer
 from apps.persistence.models import Reservation, ReservedSeat
-from apps.persistence.tests.helpers import outbox_envelopes, reserve, reserved_envelope
+from apps.persistence.tests.helpers import (
+    cancelled_envelope,
+    outbox_envelopes,
+    reserve,
+    reserved_envelope,
+)
 from apps.reservations import services
 
 # The consumer thread has its own connection: it must see and commit real transactions.
@@ -83,6 +89,71 @@ def test_a_double_sale_on_the_topic_is_dead_lettered_and_the_rest_recorded(sale)
     letters = _dead_letters(topic)
     assert [r.value for r in letters] == [double]
     assert b"uniq_active_seat_per_event" in dict(letters[0].headers)["error"]
+
+
+def test_one_batch_with_a_duplicate_a_bad_envelope_a_double_sale_and_a_cancellation(sale):
+    """All on the topic before the consumer starts, so they arrive in one batch (or a few):
+    the set-based batch fails, the message-by-message retry dead-letters exactly the bad
+    envelope and the double sale, and everything else is recorded once."""
+    topic = settings.KAFKA_TOPIC_SEAT_EVENTS
+
+    def sale_of(seq: int, seats: list[str], **data: object) -> dict:
+        raw = reserved_envelope(event_id=sale.pk, seq=seq, seats=seats, prices=[5000] * len(seats))
+        raw["data"].update(data)
+        return raw
+
+    first = sale_of(1, ["A-1-1", "A-1-2"])
+    bad = sale_of(2, ["A-1-3"], price_cents=[-1])
+    double = sale_of(3, ["V-1-1", "A-1-2"])
+    cancel = cancelled_envelope(
+        event_id=sale.pk,
+        seq=4,
+        reservation_id=first["data"]["reservation_id"],
+        seats=["A-1-1", "A-1-2"],
+    )
+    resale = sale_of(5, ["A-1-2"])
+    values = [envelope_encode(e) for e in (first, first, bad, double, cancel, resale)]
+    producer = kafka_producer_create()
+    for value in values:
+        producer.send(topic, key=sale.pk, value=value)
+    producer.flush(timeout=30)
+    producer.close(timeout=5)
+
+    with Running(CountingPersistenceConsumer) as running:
+        wait_until(
+            lambda: ProjectionCursor.objects.filter(
+                consumer="persistence", event_id=sale.pk, last_seq=5
+            ).exists(),
+            "the whole batch",
+        )
+
+    results = running.consumers[0].results
+    assert (sum(r.applied for r in results), sum(r.duplicates for r in results)) == (3, 1)
+    assert sum(r.dead_letters for r in results) == 2
+    assert {
+        str(r.id): (r.status, sorted(r.seats.values_list("seat_key", "active")))
+        for r in Reservation.objects.all()
+    } == {
+        first["data"]["reservation_id"]: ("cancelled", [("A-1-1", False), ("A-1-2", False)]),
+        resale["data"]["reservation_id"]: ("reserved", [("A-1-2", True)]),
+    }
+    letters = _dead_letters(topic)
+    assert [r.value for r in letters] == [values[2], values[3]]
+    assert b"EnvelopeDataInvalid" in dict(letters[0].headers)["error"]
+    assert b"uniq_active_seat_per_event" in dict(letters[1].headers)["error"]
+
+
+class CountingPersistenceConsumer(PersistenceConsumer):
+    """The persistence consumer, keeping what each batch did."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.results: list[BatchResult] = []
+
+    def batch_process(self, records: list) -> BatchResult:
+        result = super().batch_process(records)
+        self.results.append(result)
+        return result
 
 
 def _dead_letters(topic: str) -> list:

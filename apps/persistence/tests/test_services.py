@@ -10,8 +10,15 @@ from apps.persistence.services import (
     ReservationNotRecorded,
     reservation_cancel_record,
     reservation_record,
+    reservations_record,
 )
-from apps.persistence.tests.helpers import outbox_last, reserve, reserved_envelope
+from apps.persistence.tests.helpers import (
+    cancelled_envelope,
+    outbox_envelopes,
+    outbox_last,
+    reserve,
+    reserved_envelope,
+)
 from apps.reservations import services
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +135,143 @@ def test_an_incomplete_reservation_is_refused_and_nothing_written(sale, change, 
         reservation_record(envelope=envelope_parse(raw))
 
     assert not Reservation.objects.exists()
+
+
+# --- a whole batch at once (what the consumer calls) ---------------------------------------
+
+
+def rows(event) -> dict[str, tuple[str, list[tuple[str, bool]]]]:
+    """Every reservation of ``event``: id → (status, [(seat, active)])."""
+    return {
+        str(r.id): (r.status, sorted(r.seats.values_list("seat_key", "active")))
+        for r in Reservation.objects.filter(event=event)
+    }
+
+
+def sale_envelope(event, seq: int, seats: list[str], **data: object):  # type: ignore[no-untyped-def]
+    raw = reserved_envelope(event_id=event.pk, seq=seq, seats=seats, prices=[100] * len(seats))
+    raw["data"].update(data)
+    return envelope_parse(raw)
+
+
+def cancel_envelope(event, seq: int, reservation, seats: list[str] | None = None):  # type: ignore[no-untyped-def]
+    rid = reservation.data["reservation_id"]
+    return envelope_parse(
+        cancelled_envelope(event_id=event.pk, seq=seq, reservation_id=rid, seats=seats)
+    )
+
+
+def test_a_batch_of_the_write_side_gives_the_rows_of_one_envelope_at_a_time(sale):
+    """Reserved, cancelled and the seat sold again, holds and releases between, all in one
+    batch: the cancellation meets its reservation and the resale meets the cancellation."""
+    first = reserve(sale, ["A-1-1", "A-1-2"], holder="user:1")
+    hold = services.hold_create(event_id=sale.pk, holder="user:2", seats=["A-1-3"])
+    services.hold_release(token=hold.token, holder="user:2")
+    second = reserve(sale, ["V-1-1"], holder="user:2")
+    services.reservation_cancel(event_id=sale.pk, reservation_id=first)
+    third = reserve(sale, ["A-1-2", "A-1-3"], holder="user:3")
+    services.seats_block(event=sale, seats=["A-1-1"])
+    batch = outbox_envelopes(sale)
+
+    reservations_record(envelopes=batch)
+
+    assert rows(sale) == {
+        first: ("cancelled", [("A-1-1", False), ("A-1-2", False)]),
+        second: ("reserved", [("V-1-1", True)]),
+        third: ("reserved", [("A-1-2", True), ("A-1-3", True)]),
+    }
+    cancelled_at = Reservation.objects.get(pk=first).cancelled_at
+    assert cancelled_at == next(e for e in batch if e.data.get("reason") == "cancelled").occurred_at
+    assert Reservation.objects.get(pk=third).total == Decimal("100.00")
+    # The same batch again (a redelivery past the cursors, a replayed dead letter): no change.
+    reservations_record(envelopes=batch)
+    assert len(rows(sale)) == 3
+    assert ReservedSeat.objects.count() == 5
+
+
+def test_a_duplicate_in_a_batch_is_recorded_once_and_its_cancellation_applies(sale):
+    earlier = sale_envelope(sale, 1, ["A-1-1"])
+    reservations_record(envelopes=[earlier])
+    again = sale_envelope(sale, 2, ["A-1-2"])
+
+    reservations_record(
+        envelopes=[earlier, again, again, cancel_envelope(sale, 3, earlier, ["A-1-1"])]
+    )
+
+    assert rows(sale) == {
+        earlier.data["reservation_id"]: ("cancelled", [("A-1-1", False)]),
+        again.data["reservation_id"]: ("reserved", [("A-1-2", True)]),
+    }
+
+
+def test_a_double_sale_within_a_batch_is_refused_and_nothing_written(sale):
+    first, double = sale_envelope(sale, 1, ["A-1-1"]), sale_envelope(sale, 2, ["A-1-2", "A-1-1"])
+
+    with pytest.raises(IntegrityError, match="uniq_active_seat_per_event"):
+        reservations_record(envelopes=[first, sale_envelope(sale, 3, ["V-1-1"]), double])
+
+    assert not Reservation.objects.exists()
+
+
+def test_a_seat_sold_again_before_its_cancellation_in_the_same_batch_is_refused(sale):
+    """Log order decides: the second sale comes while the first is live."""
+    first = sale_envelope(sale, 1, ["A-1-1"])
+    reservations_record(envelopes=[first])
+    double = sale_envelope(sale, 2, ["A-1-1"])
+
+    with pytest.raises(IntegrityError, match="uniq_active_seat_per_event"):
+        reservations_record(envelopes=[double, cancel_envelope(sale, 3, first, ["A-1-1"])])
+
+    assert rows(sale) == {first.data["reservation_id"]: ("reserved", [("A-1-1", True)])}
+
+
+def test_a_seat_sold_again_after_its_cancellation_in_the_same_batch_is_recorded(sale):
+    first = sale_envelope(sale, 1, ["A-1-1", "A-1-2"])
+    reservations_record(envelopes=[first])
+    resale = sale_envelope(sale, 3, ["A-1-2"])
+
+    reservations_record(envelopes=[cancel_envelope(sale, 2, first, ["A-1-1", "A-1-2"]), resale])
+
+    assert rows(sale) == {
+        first.data["reservation_id"]: ("cancelled", [("A-1-1", False), ("A-1-2", False)]),
+        resale.data["reservation_id"]: ("reserved", [("A-1-2", True)]),
+    }
+
+
+def test_a_cancellation_before_its_reservation_in_a_batch_is_refused(sale):
+    reservation = sale_envelope(sale, 2, ["A-1-1"])
+
+    with pytest.raises(ReservationNotRecorded):
+        reservations_record(envelopes=[cancel_envelope(sale, 1, reservation), reservation])
+
+    assert not Reservation.objects.exists()
+
+
+def test_a_bad_envelope_in_a_batch_refuses_the_whole_batch(sale):
+    batch = [
+        sale_envelope(sale, 1, ["A-1-1"]),
+        sale_envelope(sale, 2, ["A-1-2"], total_cents=1),
+        sale_envelope(sale, 3, ["A-1-3"]),
+    ]
+
+    with pytest.raises(EnvelopeDataInvalid, match="sum of price_cents"):
+        reservations_record(envelopes=batch)
+
+    assert not Reservation.objects.exists()
+
+
+def test_a_cancellation_never_recorded_refuses_the_whole_batch(sale):
+    recorded = sale_envelope(sale, 1, ["A-1-1"])
+    reservations_record(envelopes=[recorded])
+    unknown = sale_envelope(sale, 2, ["A-1-2"])
+
+    with pytest.raises(ReservationNotRecorded, match=unknown.data["reservation_id"]):
+        reservations_record(
+            envelopes=[
+                cancel_envelope(sale, 3, recorded),
+                cancel_envelope(sale, 4, unknown),
+                sale_envelope(sale, 5, ["A-1-3"]),
+            ]
+        )
+
+    assert rows(sale) == {recorded.data["reservation_id"]: ("reserved", [("A-1-1", True)])}

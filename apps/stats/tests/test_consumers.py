@@ -2,6 +2,7 @@
 the Redis copy and coalesced stats.updated; then rebuild_projections and reconcile.
 Real Redis, broker and Postgres."""
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -9,7 +10,8 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from kafka import KafkaConsumer, TopicPartition
 
-from apps.core.kafka import envelope_decode, topics_ensure
+from apps.core.consumers import dead_letter_topic
+from apps.core.kafka import envelope_decode, envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.models import ProjectionCursor
 from apps.core.redis import redis_client_get
 from apps.core.tests.pipeline import Running, relay, wait_until
@@ -88,6 +90,41 @@ def test_a_burst_is_coalesced_and_the_last_stats_updated_is_exact(sale):
     assert (last["type"], last["event_id"], last["seq"]) == ("stats.updated", sale.pk, last_seq)
     assert last["data"] == final
     assert stats_cache_get(event_id=sale.pk) == final
+
+
+def test_a_seat_unknown_to_the_catalog_is_dead_lettered_alone(sale):
+    reserve(sale, ["A-1-1"])
+    services.hold_create(event_id=sale.pk, holder="user:2", seats=["V-1-1"])
+    held, reserved, vip = (_raw(e) for e in outbox_envelopes(sale))
+    bogus = {**held, "id": str(uuid.uuid4()), "data": {**held["data"], "seats": ["Z-9-9"]}}
+    envelopes = [{**e, "seq": seq} for seq, e in enumerate([held, bogus, reserved, vip], 1)]
+    topic = settings.KAFKA_TOPIC_SEAT_EVENTS
+    # Published in one go, so they arrive in one batch: the catalog does not know Z-9-9, the
+    # batch fails, and the message-by-message retry isolates that one.
+    producer = kafka_producer_create()
+    for envelope in envelopes:
+        producer.send(topic, key=sale.pk, value=envelope_encode(envelope))
+    producer.flush(timeout=30)
+    producer.close(timeout=5)
+
+    with Running(StatsConsumer):
+        wait_until(caught_up("stats", sale.pk, 4), "the whole batch")
+
+    final = stats_body_from_db(event_id=sale.pk)
+    assert (final["free"], final["held"], final["reserved"], final["seq"]) == (2, 1, 1, 4)
+    letters = topic_read(dead_letter_topic(topic))
+    assert [(m["seq"], m["data"]["seats"]) for m in letters] == [(2, ["Z-9-9"])]
+
+
+def _raw(envelope) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": envelope.id,
+        "type": envelope.type,
+        "event_id": envelope.event_id,
+        "seq": envelope.seq,
+        "occurred_at": envelope.occurred_at.isoformat(),
+        "data": envelope.data,
+    }
 
 
 def test_the_publisher_sends_at_most_one_per_window_and_never_loses_the_last(sale):

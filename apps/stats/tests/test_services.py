@@ -99,3 +99,19 @@ def test_a_seat_the_catalog_does_not_know_is_refused(sale):
     with pytest.raises(StatsError):
         stats_apply(envelopes=[bogus])
     assert not EventStats.objects.filter(event=sale).exists()  # rolled back as a whole
+
+
+def test_a_duplicate_in_a_batch_counts_once_and_a_stateless_type_moves_only_the_seq(sale):
+    reserve(sale, ["A-1-1", "V-1-1"])
+    held, reserved = outbox_envelopes(sale)
+    # A type no seat state follows from (none today): the seq moves, the counts do not.
+    later = type(held)(**{**held.__dict__, "type": "seat.noted", "seq": reserved.seq + 1})
+
+    assert stats_apply(envelopes=[held, held, reserved, held, later]) == {sale.pk}
+
+    stats = EventStats.objects.get(event=sale)
+    assert stats.last_seq == later.seq
+    assert counts(stats) == (4, 2, 0, 2, 0, Decimal("130.00"))
+    assert counts(section(sale, "A")) == (3, 2, 0, 1, 0, Decimal("50.00"))
+    assert counts(section(sale, "V")) == (1, 0, 0, 1, 0, Decimal("80.00"))
+    assert stats_apply(envelopes=[later]) == set()
