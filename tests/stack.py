@@ -7,6 +7,9 @@ nothing in a browser test waits for a hold to expire (``Stack(..., processes=ALL
 Each worker's metrics port is ``metrics_url(name)``.
 """
 
+import http.client
+import http.cookiejar
+import json
 import os
 import shutil
 import signal
@@ -15,7 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from email.message import Message
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -150,3 +156,47 @@ class Stack:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+class FromAddress(urllib.request.HTTPHandler):
+    """Connects from ``source``: one of the loopback addresses, as another machine would."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def http_open(self, req):  # type: ignore[no-untyped-def]
+        return self.do_open(
+            partial(http.client.HTTPConnection, source_address=(self.source, 0)), req
+        )
+
+
+class Browser:
+    """An HTTP client from one address: cookies kept (a browser) or not (a script that
+    drops them), the CSRF token echoed once it has one, any X-Forwarded-For it likes."""
+
+    def __init__(self, base_url: str, source: str = "127.0.0.1", cookies: bool = True) -> None:
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        handlers: list[urllib.request.BaseHandler] = [FromAddress(source)]
+        if cookies:
+            handlers.append(urllib.request.HTTPCookieProcessor(self.cookies))
+        self.opener = urllib.request.build_opener(*handlers)
+
+    def post(
+        self, path: str, body: dict, forwarded_for: str | None = None
+    ) -> tuple[int, dict, Message]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        csrf = next((c.value for c in self.cookies if c.name == "csrftoken"), None)
+        if csrf:
+            headers["X-CSRFToken"] = csrf
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
+        request = urllib.request.Request(  # noqa: S310 - our own http URL
+            self.base_url + path, data=json.dumps(body).encode(), headers=headers
+        )
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, json.loads(response.read()), response.headers
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read()), error.headers

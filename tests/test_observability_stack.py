@@ -9,13 +9,11 @@ stats, the expired hold in Celery's sweep, and every worker's heartbeat. The pro
 the probes and keeps /metrics to itself.
 """
 
-import http.cookiejar
 import json
 import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
-from email.message import Message
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,35 +23,12 @@ from apps.reservations import services
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event
 from apps.reservations.tests.factories import EventFactory, SectionFactory, VenueFactory
-from tests.stack import ALL, ROOT, Stack
+from tests.stack import ALL, ROOT, Browser, Stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PIPELINE_S = 60  # guards against hanging: the first consumer-group joins take seconds
 HOLD_TTL_S = 10  # the shortest the catalog allows; the sweep must end one hold
-
-
-class Buyer:
-    """A browser-like HTTP client: its own cookies, and the CSRF token echoed once it has one."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.cookies = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
-
-    def post(self, path: str, body: dict) -> tuple[int, dict, Message]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        csrf = next((c.value for c in self.cookies if c.name == "csrftoken"), None)
-        if csrf:
-            headers["X-CSRFToken"] = csrf
-        request = urllib.request.Request(  # noqa: S310 - our own http URL
-            self.base_url + path, data=json.dumps(body).encode(), headers=headers
-        )
-        try:
-            with self.opener.open(request, timeout=10) as response:
-                return response.status, json.loads(response.read()), response.headers
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read()), error.headers
 
 
 def get(url: str) -> tuple[int, bytes, dict]:
@@ -127,7 +102,7 @@ def test_every_process_reports_real_commands(settings):
             f"ws://127.0.0.1:{stack.port}/ws/events/{event.pk}/", origin=stack.url
         ) as socket:
             assert '"snapshot"' in socket.recv(timeout=10)
-            a, b, c = Buyer(stack.url), Buyer(stack.url), Buyer(stack.url)
+            a, b, c = Browser(stack.url), Browser(stack.url), Browser(stack.url)
             status, hold, headers = a.post(f"/api/events/{ev}/holds", {"seats": ["A-1-1", "A-1-2"]})
             assert status == 201, hold
             assert len(headers["X-Request-ID"]) == 32  # nginx's $request_id
