@@ -203,6 +203,19 @@ def command_body_middleware(
     return middleware
 
 
+# A refused body up to this size is read and thrown away before the answer: a server that
+# answers and closes while a proxy is still sending makes the proxy answer 502 instead of
+# the 413. A bigger one is not worth reading; its sender may see the connection close.
+DISCARD_MAX = 1024 * 1024
+
+
+def _body_discard(request: HttpRequest, length: int) -> None:
+    if length <= DISCARD_MAX:
+        stream = request._stream  # type: ignore[attr-defined]  # bounded by Content-Length
+        while stream.read(64 * 1024):
+            pass
+
+
 def _body_settle(request: HttpRequest) -> JsonResponse | None:
     """A refusal, or None once the body is known to be whole and small enough."""
     length = body_length(request)
@@ -212,6 +225,7 @@ def _body_settle(request: HttpRequest) -> JsonResponse | None:
         if length < 0:
             return _refusal(400, "parse_error", "Content-Length is not a length.")
         if length > MAX_COMMAND_BODY:
+            _body_discard(request, length)
             return _refusal(413, "too_large", BodyTooLarge.default_detail)
         return None
     if not chunked and request.method in ("GET", "HEAD", "OPTIONS"):
