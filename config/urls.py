@@ -13,6 +13,7 @@ api_patterns = [
     path("", include("apps.seatstate.urls")),
     path("", include("apps.persistence.urls")),
     path("", include("apps.stats.urls")),
+    path("", include("apps.waitingroom.urls")),
 ]
 
 urlpatterns = [

@@ -13,6 +13,11 @@ socket is accepted first and then closed with the code):
 - 4400: a message that is not a JSON ``{"type": "resync" | "ping"}`` of at most 4 KB;
 - 4429: more than ``FLOOD_MAX_MESSAGES`` client messages within ``FLOOD_WINDOW_S``.
 
+A buyer who opens the map of an event whose waiting room is on, without a valid pass, is
+not sent the seats: their socket gets ``room`` frames instead (their place first, then the
+room's figures from the ticker, docs/api.md, Waiting room) until they are admitted, take
+their pass and open the map again.
+
 Frames come from this process's fan-out (fanout.py), not through the channel layer: the
 consumer has none (``channel_layer_alias``), so a socket costs no channel, no receive loop
 and no per-message hop to the sync thread. Slow clients: what daphne has written to a
@@ -20,6 +25,7 @@ socket that does not read is buffered by its transport, bounded by the ping time
 frames waiting for a snapshot are bounded by ``MAX_WAITING_FRAMES``.
 """
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -32,6 +38,8 @@ from apps.core.http import buyer_id_peek
 from apps.gateway.bridge import GatewayBridge
 from apps.gateway.fanout import fanout_get
 from apps.gateway.snapshots import Missing, snapshot_get
+from apps.waitingroom.selectors import room_socket_frame
+from apps.waitingroom.store import room_channel
 
 __all__ = ["EventSocketConsumer", "GatewayBridge"]
 
@@ -70,15 +78,54 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
             self.buyer = buyer_id_peek(SimpleNamespace(user=user, session=session))  # type: ignore[arg-type]
         self.joined = False
         self.closing = False
+        self.room: str | None = None  # the waiting room's channel, while the buyer waits
         self.waiting: list[str] | None = []  # frames held back until the snapshot is out
         self.received: deque[float] = deque()
         await self.accept()
         metrics.SOCKETS.inc()
         self.counted = True
         self.fanout = fanout_get()
+        # Off the sync thread (daphne's, which every consumer shares): a connect storm must
+        # not queue behind it.
+        room_frame = await asyncio.to_thread(
+            room_socket_frame,
+            event_id=self.event_id,
+            buyer=self.buyer,
+            cookies=self.scope.get("cookies", {}),
+        )
+        if room_frame is not None:
+            await self.room_wait(room_frame)
+            return
         await self.fanout.join(self.event_id, self)
         self.joined = True
         await self.snapshot_send()
+
+    async def room_wait(self, first_frame: str) -> None:
+        """Join the room's channel, then send the buyer's place."""
+        self.room = room_channel(self.event_id)
+        self.room_ticket_known = '"ticket":null' not in first_frame
+        self.room_asking = False
+        await self.fanout.join(self.event_id, self, self.room)
+        self.joined = True
+        self.waiting = None
+        await self.send(text_data=first_frame)
+
+    async def room_place_send(self) -> None:
+        """The buyer's own ``room`` frame, with their place (after the draw, or on resync)."""
+        self.room_asking = True
+        try:
+            frame = await asyncio.to_thread(
+                room_socket_frame,
+                event_id=self.event_id,
+                buyer=self.buyer,
+                cookies=self.scope.get("cookies", {}),
+            )
+        finally:
+            self.room_asking = False
+        if frame is None or self.closing:
+            return  # the room went off: the room frame that said so is out already
+        self.room_ticket_known = '"ticket":null' not in frame
+        await self.send(text_data=frame)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
@@ -89,7 +136,7 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
     async def _leave(self) -> None:
         if self.joined:
             self.joined = False
-            await self.fanout.leave(self.event_id, self)
+            await self.fanout.leave(self.event_id, self, self.room)
 
     async def snapshot_send(self) -> None:
         """A snapshot from a build that started after now, then the frames held back."""
@@ -118,6 +165,13 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
     async def frame_send(self, text: str) -> None:
         """A frame of this event, written as published, or held back for the snapshot."""
         if self.closing:
+            return
+        if self.room is not None:
+            # Early arrivals learn their ticket when the start's draw made it.
+            if not self.room_ticket_known and not self.room_asking and json.loads(text)["drawn"]:
+                await self.room_place_send()
+                return
+            await self.send(text_data=text)
             return
         if self.waiting is not None:
             if len(self.waiting) < MAX_WAITING_FRAMES:
@@ -150,6 +204,8 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind == "ping":
             await self.send(text_data='{"type":"pong"}')
+        elif kind == "resync" and self.room is not None:
+            await self.room_place_send()
         elif kind == "resync":
             metrics.RESYNCS.inc()
             await self.snapshot_send()

@@ -61,13 +61,15 @@ class Fanout:
         self._reporter: asyncio.Task | None = None
         self._name = f"{platform.node()}:{os.getpid()}:{id(self)}"
 
-    async def join(self, event_id: int, socket: FrameSink) -> None:
-        """From now on ``socket`` gets every frame of the event; returns once Redis has
-        confirmed the subscription, so a snapshot read after this misses nothing."""
-        channel = live_channel(event_id)
+    async def join(self, event_id: int, socket: FrameSink, channel: str | None = None) -> None:
+        """From now on ``socket`` gets every frame of the event (or of ``channel``, such as
+        its waiting room's); returns once Redis has confirmed the subscription, so a
+        snapshot read after this misses nothing."""
+        channel = channel or live_channel(event_id)
         sockets = self._sockets.setdefault(channel, set())
         sockets.add(socket)
-        self._events[channel] = event_id
+        if channel == live_channel(event_id):  # the bridge's audience: map sockets only
+            self._events[channel] = event_id
         if self._reporter is None or self._reporter.done():
             self._reporter = asyncio.create_task(self._report(), name="live-report")
         if channel not in self._subscribed:
@@ -77,8 +79,8 @@ class Fanout:
                 self._reader = asyncio.create_task(self._read(), name="live-fanout")
         await self._subscribed[channel].wait()
 
-    async def leave(self, event_id: int, socket: FrameSink) -> None:
-        channel = live_channel(event_id)
+    async def leave(self, event_id: int, socket: FrameSink, channel: str | None = None) -> None:
+        channel = channel or live_channel(event_id)
         sockets = self._sockets.get(channel)
         if sockets is None:
             return
@@ -86,7 +88,7 @@ class Fanout:
         if not sockets:
             del self._sockets[channel]
             del self._subscribed[channel]
-            del self._events[channel]
+            self._events.pop(channel, None)
             await self._pubsub.unsubscribe(channel)
 
     async def _report(self) -> None:
@@ -94,7 +96,9 @@ class Fanout:
         to size its coalescing window (bridge.py). Ends when the process has no sockets."""
         reported: set[int] = set()
         while True:
-            counts = {self._events[c]: len(s) for c, s in self._sockets.items()}
+            counts = {
+                self._events[c]: len(s) for c, s in self._sockets.items() if c in self._events
+            }
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for event_id, count in counts.items():

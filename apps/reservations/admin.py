@@ -35,6 +35,8 @@ from apps.reservations.services import (
     venue_layout_import,
 )
 from apps.stats.selectors import event_stats_get
+from apps.waitingroom.admin import WaitingRoomInline, room_admin_context, room_admin_urls
+from apps.waitingroom.services import room_sync
 
 # --- a venue's layout is frozen once an event on it has left draft --------------------
 # (services.venue_layout_frozen: the seats, sections, price categories and focal point
@@ -178,7 +180,7 @@ class VenueAdmin(admin.ModelAdmin):
                 name="reservations_venue_export",
             ),
         ]
-        return own + super().get_urls()
+        return own + room_admin_urls(self) + super().get_urls()
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
@@ -311,6 +313,14 @@ class EventAdmin(admin.ModelAdmin):
     # inventory, which an edited field would silently skip.
     readonly_fields = ["sale_status"]
     actions = ["open_sale", "close_sale"]
+    inlines = [WaitingRoomInline]
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:  # type: ignore[no-untyped-def]
+        super().save_related(request, form, formsets, change)
+        # The room's settings reach Redis only through the service (on commit).
+        room = getattr(form.instance, "waiting_room", None)
+        if room is not None:
+            room_sync(room)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Event | None = None):  # type: ignore[no-untyped-def]
         # The live inventory holds the venue's seats: an event past draft keeps its venue.
@@ -354,6 +364,7 @@ class EventAdmin(admin.ModelAdmin):
                 **(extra_context or {}),
                 "box_office": event_stats_get(event_id=int(object_id)),
                 "currency": settings.SEATS_CURRENCY,
+                **room_admin_context(int(object_id)),
             }
         return super().change_view(request, object_id, form_url, extra_context)
 

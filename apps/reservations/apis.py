@@ -29,6 +29,7 @@ from apps.reservations.selectors import (
     event_list,
     event_public_get,
 )
+from apps.waitingroom.passes import pass_valid
 
 MAX_SEATS_PER_COMMAND = 100
 ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
@@ -169,14 +170,27 @@ class HoldCreateApi(CommandApi):
     def post(self, request: Request, event_id: int) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        holder = buyer_id_get(request)
         hold = services.hold_create(
             event_id=event_id,
-            holder=buyer_id_get(request),
+            holder=holder,
             seats=data.validated_data.get("seats"),
             best=data.validated_data.get("best"),
             address=client_address(request),
+            admitted=pass_valid(request.COOKIES, event_id=event_id, buyer=holder),
         )
         return Response(self.OutputSerializer(hold).data, status=status.HTTP_201_CREATED)
+
+
+def hold_buyer(request: Request, hold_token: str) -> dict[str, Any]:
+    """The holder and admission arguments of a command on a hold (the hold's event is in
+    its token: its waiting room, if on, needs the buyer's pass)."""
+    holder = buyer_id_get(request)
+    event_id = services.hold_token_event_id(hold_token)
+    return {
+        "holder": holder,
+        "admitted": pass_valid(request.COOKIES, event_id=event_id, buyer=holder),
+    }
 
 
 class HoldExtendApi(CommandApi):
@@ -184,7 +198,7 @@ class HoldExtendApi(CommandApi):
 
     @extend_schema(request=None)
     def post(self, request: Request, hold_token: str) -> Response:
-        expires_at = services.hold_extend(token=hold_token, holder=buyer_id_get(request))
+        expires_at = services.hold_extend(token=hold_token, **hold_buyer(request, hold_token))
         return Response({"hold_token": hold_token, "expires_at": expires_at})
 
 
@@ -206,7 +220,9 @@ class HoldReleaseApi(CommandApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.hold_release(
-            token=hold_token, holder=buyer_id_get(request), seats=data.validated_data.get("seats")
+            token=hold_token,
+            seats=data.validated_data.get("seats"),
+            **hold_buyer(request, hold_token),
         )
         return Response({"seats": result["seats"], "seq": result["seq"]})
 
@@ -223,7 +239,7 @@ class HoldReserveApi(CommandApi):
 
     @extend_schema(request=None, responses={201: OutputSerializer})
     def post(self, request: Request, hold_token: str) -> Response:
-        confirmation = services.hold_reserve(token=hold_token, holder=buyer_id_get(request))
+        confirmation = services.hold_reserve(token=hold_token, **hold_buyer(request, hold_token))
         return Response(self.OutputSerializer(confirmation).data, status=status.HTTP_201_CREATED)
 
 

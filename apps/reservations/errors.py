@@ -41,6 +41,15 @@ class AddressLimitExceeded(DomainError):
     )
 
 
+class NotAdmitted(DomainError):
+    code = "not_admitted"
+    status_code = status.HTTP_403_FORBIDDEN
+    default_detail = (
+        "This event has a waiting room: join it (POST /api/events/{id}/room) and wait for "
+        "your turn; once admitted, your pass lets you hold and buy seats."
+    )
+
+
 class EventNotFound(DomainError):
     code = "not_found"
     status_code = status.HTTP_404_NOT_FOUND
@@ -105,7 +114,7 @@ BY_CODE: dict[str, type[DomainError]] = {
     cls.code: cls
     for cls in (
         SeatsUnavailable, UnknownSeats, DuplicateSeats, NoSeats, HoldLimitExceeded,
-        AddressLimitExceeded,
+        AddressLimitExceeded, NotAdmitted,
         SaleNotOpen, SaleClosed, HoldNotFound, HoldExpired, NotHoldOwner, SeatsNotInHold,
         SeatsNotBlocked, ReservationNotFound, ReservationCancelled,
     )

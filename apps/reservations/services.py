@@ -197,6 +197,7 @@ def hold_create(
     seats: list[str] | None = None,
     best: BestRequest | None = None,
     address: str | None = None,
+    admitted: bool = False,
 ) -> Hold:
     """Hold the given seats, or the best ``best.count`` ones, for ``holder``: all or none.
 
@@ -207,6 +208,9 @@ def hold_create(
     count against the cap of every anonymous holder from there (docs/architecture.md,
     Abuse limits).
 
+    ``admitted``: the buyer showed a valid pass of the event's waiting room, if it has one
+    on (apps/waitingroom/passes.py); as for every buyer command below.
+
     Reads no Postgres on success: Redis knows whether the event is on sale. Only a refusal
     asks Postgres whether the event exists at all, to answer 404 rather than 409.
     """
@@ -215,7 +219,12 @@ def hold_create(
     try:
         if seats is not None:
             result = inventory.inventory_hold(
-                event_id=event_id, seats=seats, token=token, holder=holder, address_cap=address_cap
+                event_id=event_id,
+                seats=seats,
+                token=token,
+                holder=holder,
+                address_cap=address_cap,
+                admitted=admitted,
             )
         else:
             assert best is not None
@@ -227,6 +236,7 @@ def hold_create(
                 token=token,
                 holder=holder,
                 address_cap=address_cap,
+                admitted=admitted,
             )
     except (SaleNotOpen, Event.DoesNotExist):
         if not Event.objects.filter(pk=event_id).exists():
@@ -251,17 +261,23 @@ def _address_cap(*, holder: str, address: str | None) -> inventory.AddressCap | 
     return inventory.AddressCap(address, factor)
 
 
-def hold_extend(*, token: str, holder: str) -> datetime:
+def hold_extend(*, token: str, holder: str, admitted: bool = False) -> datetime:
     expires = inventory.inventory_extend(
-        event_id=hold_token_event_id(token), token=token, holder=holder
+        event_id=hold_token_event_id(token), token=token, holder=holder, admitted=admitted
     )
     return _from_ms(expires)
 
 
-def hold_release(*, token: str, holder: str, seats: list[str] | None = None) -> dict:
+def hold_release(
+    *, token: str, holder: str, seats: list[str] | None = None, admitted: bool = False
+) -> dict:
     """Release ``seats`` of the hold, or all of it; returns {"seats", "seq"}."""
     return inventory.inventory_release(
-        event_id=hold_token_event_id(token), token=token, holder=holder, seats=seats or []
+        event_id=hold_token_event_id(token),
+        token=token,
+        holder=holder,
+        seats=seats or [],
+        admitted=admitted,
     )
 
 
@@ -273,12 +289,16 @@ class Confirmation:
     seq: int
 
 
-def hold_reserve(*, token: str, holder: str) -> Confirmation:
+def hold_reserve(*, token: str, holder: str, admitted: bool = False) -> Confirmation:
     """The hold becomes a reservation; seat.reserved carries it to persistence."""
     event_id = hold_token_event_id(token)
     reservation_id = str(uuid.uuid4())
     result = inventory.inventory_reserve(
-        event_id=event_id, token=token, holder=holder, reservation_id=reservation_id
+        event_id=event_id,
+        token=token,
+        holder=holder,
+        reservation_id=reservation_id,
+        admitted=admitted,
     )
     return Confirmation(reservation_id, event_id, result["seats"], result["seq"])
 

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "apps.seatstate",
     "apps.stats",
     "apps.gateway",
+    "apps.waitingroom",
 ]
 
 MIDDLEWARE = [
@@ -172,6 +173,12 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that waited longer than this is superseded by the next one.
         "options": {"expires": 5},
     },
+    # Admits buyers from every waiting room that is on, and tells those who wait.
+    "rooms-advance": {
+        "task": "apps.waitingroom.tasks.rooms_advance_task",
+        "schedule": 1.0,
+        "options": {"expires": 2},
+    },
 }
 
 # --- api: DRF and its OpenAPI schema ---------------------------------------------------
@@ -203,6 +210,11 @@ REST_FRAMEWORK = {
 SEATS_NEW_BUYERS_PER_ADDRESS = env.int("SEATS_NEW_BUYERS_PER_ADDRESS", default=30)
 SEATS_NEW_BUYERS_WINDOW_S = env.int("SEATS_NEW_BUYERS_WINDOW_S", default=600)
 SEATS_ADDRESS_HOLD_FACTOR = env.int("SEATS_ADDRESS_HOLD_FACTOR", default=4)
+# Waiting rooms (docs/architecture.md, Waiting room): new places per address and event
+# within SEATS_NEW_BUYERS_WINDOW_S (0: no limit), and how long an admitted buyer has to
+# take their pass before their place is dropped.
+SEATS_ROOM_PLACES_PER_ADDRESS = env.int("SEATS_ROOM_PLACES_PER_ADDRESS", default=30)
+SEATS_ROOM_CLAIM_S = env.int("SEATS_ROOM_CLAIM_S", default=120)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Seats API",
     "DESCRIPTION": "Real-time seat reservation: catalog, holds, reservations, seat map, stats.",

@@ -1,7 +1,9 @@
 -- Push a live hold's expiry out by the event's ttl, but never past created + max_hold_ms:
 -- otherwise a buyer could keep seats off sale forever. No seat changes state, so no
 -- event is emitted and seq stays.
--- args: token, holder
+-- args: token, holder, admitted
+local refusal = admission_refusal()
+if refusal then return refusal end
 local hold, err = hold_for(args.token, args.holder)
 if not hold then return err end
 local ttl, max_hold = unpack(redis.call('HMGET', K_META, 'ttl_ms', 'max_hold_ms'))

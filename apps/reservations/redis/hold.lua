@@ -1,11 +1,13 @@
 -- Hold `seats` for `holder` under a new `token`: all or nothing. With `best` instead of
 -- `seats`, the script picks them itself ({count, section, category}; best.lua).
 -- args: seats or best, token, holder; address ('addr:<client address>', an anonymous
--- buyer's) and address_factor (the address's cap in buyers' caps), or neither
+-- buyer's) and address_factor (the address's cap in buyers' caps), or neither; admitted
 local status, ttl, max_per_hold = unpack(redis.call('HMGET', K_META, 'status', 'ttl_ms',
   'max_per_hold'))
 if not status then return fail('sale_not_open') end
 if status ~= 'on_sale' then return fail('sale_closed') end
+local refusal = admission_refusal()
+if refusal then return refusal end
 max_per_hold = tonumber(max_per_hold)
 local seats = args.seats
 local count = args.best and args.best.count or #seats

@@ -132,9 +132,14 @@ def inventory_hold(
     token: str,
     holder: str,
     address_cap: AddressCap | None = None,
+    admitted: bool = False,
 ) -> HoldResult:
+    """``admitted``: the buyer showed a valid waiting-room pass (prelude.lua,
+    admission_refusal), as for every buyer command below."""
     cap = address_cap.args() if address_cap else {}
-    result = _run("hold", event_id, seats=seats, token=token, holder=holder, **cap)
+    result = _run(
+        "hold", event_id, seats=seats, token=token, holder=holder, admitted=admitted, **cap
+    )
     return HoldResult(result["seq"], result["expires"], result["seats"])
 
 
@@ -147,6 +152,7 @@ def inventory_hold_best(
     token: str,
     holder: str,
     address_cap: AddressCap | None = None,
+    admitted: bool = False,
 ) -> HoldResult:
     """Pick and hold the best ``count`` seats in one step (best.lua): no retries."""
     best: dict[str, int] = {"count": count}
@@ -155,21 +161,32 @@ def inventory_hold_best(
     if category_id is not None:
         best["category"] = category_id
     cap = address_cap.args() if address_cap else {}
-    result = _run("hold", event_id, best=best, token=token, holder=holder, **cap)
+    result = _run("hold", event_id, best=best, token=token, holder=holder, admitted=admitted, **cap)
     return HoldResult(result["seq"], result["expires"], result["seats"])
 
 
-def inventory_extend(*, event_id: int, token: str, holder: str) -> int:
+def inventory_extend(*, event_id: int, token: str, holder: str, admitted: bool = False) -> int:
     """Returns the hold's new expiry (ms)."""
-    return _run("extend", event_id, token=token, holder=holder)["expires"]
+    return _run("extend", event_id, token=token, holder=holder, admitted=admitted)["expires"]
 
 
-def inventory_release(*, event_id: int, token: str, holder: str, seats: list[str]) -> dict:
-    return _run("release", event_id, token=token, holder=holder, seats=seats)
+def inventory_release(
+    *, event_id: int, token: str, holder: str, seats: list[str], admitted: bool = False
+) -> dict:
+    return _run("release", event_id, token=token, holder=holder, seats=seats, admitted=admitted)
 
 
-def inventory_reserve(*, event_id: int, token: str, holder: str, reservation_id: str) -> dict:
-    return _run("reserve", event_id, token=token, holder=holder, reservation_id=reservation_id)
+def inventory_reserve(
+    *, event_id: int, token: str, holder: str, reservation_id: str, admitted: bool = False
+) -> dict:
+    return _run(
+        "reserve",
+        event_id,
+        token=token,
+        holder=holder,
+        reservation_id=reservation_id,
+        admitted=admitted,
+    )
 
 
 def inventory_expire(*, event_id: int) -> int:

@@ -58,6 +58,15 @@ local function emit(event_type, data)
   return seq
 end
 
+-- The event's waiting room (apps/waitingroom): while it is on (meta `room`), a buyer's
+-- command needs a pass, which the caller has checked (args.admitted). Checked here, in the
+-- same atomic step as the command, so staff turning the room on or off takes effect at once.
+local function admission_refusal()
+  if not args.admitted and redis.call('HGET', K_META, 'room') == '1' then
+    return fail('not_admitted')
+  end
+end
+
 local function hold_get(token)
   local raw = redis.call('HGET', K_HOLDS, token)
   if not raw then return nil end

@@ -1,5 +1,7 @@
 -- Release some (args.seats) or all (empty list) seats of a hold.
--- args: token, holder, seats
+-- args: token, holder, seats, admitted
+local refusal = admission_refusal()
+if refusal then return refusal end
 local hold, err = hold_for(args.token, args.holder)
 if not hold then return err end
 local wanted = args.seats

@@ -1,5 +1,7 @@
 -- A live hold becomes a reservation: every seat of it, atomically.
--- args: token, holder, reservation_id
+-- args: token, holder, reservation_id, admitted
+local refusal = admission_refusal()
+if refusal then return refusal end
 local hold, err = hold_for(args.token, args.holder)
 if not hold then return err end
 local prices = redis.call('HMGET', K_SEATS, unpack(hold.seats))

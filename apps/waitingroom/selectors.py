@@ -1,0 +1,31 @@
+"""Reads of the waiting room (docs/architecture.md, Waiting room)."""
+
+from collections.abc import Mapping
+
+from apps.waitingroom import store
+from apps.waitingroom.passes import pass_valid
+from apps.waitingroom.services import room_frame, room_view
+
+
+def room_status(*, event_id: int, buyer: str | None) -> dict:
+    """The room as ``buyer`` sees it (without a place if they have none, or no buyer)."""
+    args = {"buyer": buyer} if buyer else {}
+    return room_view(event_id, store.run("status", event_id, **args))
+
+
+def room_figures(*, event_id: int) -> dict:
+    """Staff's figures: state, waiting, admitted, active, dropped, rate, paused."""
+    return store.run("status", event_id)["room"]
+
+
+def room_socket_frame(
+    *, event_id: int, buyer: str | None, cookies: Mapping[str, str]
+) -> str | None:
+    """For a socket opening the event's live map: None if it may watch the map (no room
+    on, or a valid pass), else the first ``room`` frame of a buyer who waits."""
+    if pass_valid(cookies, event_id=event_id, buyer=buyer):
+        return None
+    result = store.run("status", event_id, **({"buyer": buyer} if buyer else {}))
+    if result["room"]["state"] == "off":
+        return None
+    return room_frame(event_id, result["room"], result.get("you") or {})
