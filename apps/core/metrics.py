@@ -112,6 +112,14 @@ EVENT_REVENUE = Gauge(
 # --- the hold expiry sweep (Celery) ----------------------------------------------------------
 HOLDS_EXPIRED = Counter("seats_holds_expired", "Holds the sweep ended because they expired.")
 
+# --- waiting rooms (Celery, from each admission tick) ---------------------------------------
+ROOM = Gauge(
+    "seats_room",
+    "An event's waiting room: waiting, admitted, active, dropped (docs/architecture.md, "
+    "Waiting room), as of the last tick.",
+    ["event", "figure"],
+)
+
 # --- liveness of the worker processes --------------------------------------------------------
 HEARTBEAT = Gauge(
     "seats_worker_heartbeat_timestamp_seconds",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
+from apps.core import metrics
 from apps.core.redis import redis_client_get
 from apps.reservations.redis import inventory
 from apps.waitingroom import store
@@ -124,9 +125,14 @@ def _domain_error(refused: store.RoomRefusal) -> Exception:
     return BY_CODE[refused.code](**details)
 
 
+# The last frame this process published per room channel: a tick that changed nothing
+# publishes nothing (thousands of sockets would take the same bytes again).
+_published: dict[str, str] = {}
+
+
 def rooms_advance() -> int:
-    """The tick: admit in every room that is on, and tell its waiting sockets; returns the
-    number of rooms ticked."""
+    """The tick: admit in every room that is on, and tell its waiting sockets what changed;
+    returns the number of rooms ticked."""
     client = redis_client_get()
     ticked = 0
     for raw_id in client.smembers(store.rooms_index_key()):
@@ -138,7 +144,12 @@ def rooms_advance() -> int:
             continue
         if figures["state"] == "off":
             client.srem(store.rooms_index_key(), event_id)
-        room_publish(event_id, figures)
+        for figure in ("waiting", "admitted", "active", "dropped"):
+            metrics.ROOM.labels(event_id, figure).set(figures[figure])
+        frame, channel = room_frame(event_id, figures), store.room_channel(event_id)
+        if _published.get(channel) != frame:
+            client.publish(channel, frame)
+            _published[channel] = frame
         ticked += 1
     return ticked
 

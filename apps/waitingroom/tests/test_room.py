@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.exceptions import ValidationError
+from prometheus_client import REGISTRY
 
 from apps.reservations import services as sale
 from apps.reservations.errors import NotAdmitted
@@ -111,6 +112,10 @@ def test_admission_follows_the_rate_and_carries_fractions(room, clock):
     assert figures["waiting"] == 200 - 63
     status = room_status(event_id=room.event_id, buyer="session:0")
     assert status["serving"] == 63
+    # The operator sees the same figures (the celery process's metrics).
+    sample = REGISTRY.get_sample_value
+    assert sample("seats_room", {"event": str(room.event_id), "figure": "admitted"}) == 63
+    assert sample("seats_room", {"event": str(room.event_id), "figure": "waiting"}) == 137
 
 
 def test_a_ticker_that_was_down_admits_no_burst(room, clock):
