@@ -113,11 +113,12 @@ export interface StatsMessage {
   data?: Stats;
 }
 
-/** A message as the page applies it (protocol/seatState.ts). */
+/** A message as the page applies it (protocol/seatState.ts; room frames: room/roomState.ts). */
 export type ServerMessage =
   | SnapshotMessage
   | SeatEnvelope
   | StatsMessage
+  | RoomMessage
   | { type: "pong" };
 
 /**
@@ -147,4 +148,52 @@ export interface ReserveResponse {
   event_id: number;
   seats: string[];
   seq: number;
+}
+
+// --- the waiting room (docs/api.md, Waiting room) ----------------------------------------
+
+export type RoomStateName = "off" | "before" | "open" | "paused";
+
+/** The buyer's place in the queue, as the server computed it when it answered. */
+export interface RoomPlace {
+  /** Null until the start's random draw. */
+  ticket: number | null;
+  /** 1: next; 0: admitted. */
+  position: number | null;
+  ahead: number | null;
+  eta_seconds: number | null;
+  admitted: boolean;
+  pass_expires_at: string | null;
+}
+
+/** The room's figures: what every buyer of the event sees alike. */
+export interface RoomFigures {
+  event_id: number;
+  state: RoomStateName;
+  sale_starts_at: string | null;
+  drawn: boolean;
+  /** Tickets up to this one are admitted. */
+  serving: number;
+  waiting: number;
+  rate_per_minute: number;
+}
+
+/** GET/POST /api/events/{id}/room: the figures and the buyer's place (null: none). */
+export interface RoomStatus extends RoomFigures {
+  place: RoomPlace | null;
+}
+
+/**
+ * A `room` frame of the live socket: the buyer's own (with `place`) first and on resync,
+ * then the room's figures for everyone (no `place` key) about every second.
+ */
+export interface RoomMessage extends RoomFigures {
+  type: "room";
+  place?: RoomPlace | null;
+}
+
+/** POST /api/events/{id}/room/pass; the pass itself is an HttpOnly cookie. */
+export interface RoomPassResponse {
+  needed: boolean;
+  expires_at: string | null;
 }

@@ -32,7 +32,11 @@ function storage(): Storage {
   return window.sessionStorage;
 }
 
-export function useHold(eventId: number, venue: Venue) {
+/**
+ * `onNotAdmitted`: a command answered 403 not_admitted (the waiting room's pass ran out):
+ * the buyer goes back to the waiting room.
+ */
+export function useHold(eventId: number, venue: Venue, onNotAdmitted?: () => void) {
   const [hold, setHoldState] = useState<MyHold | null>(() =>
     holdRestore(storage(), eventId, serverNow()),
   );
@@ -67,9 +71,10 @@ export function useHold(eventId: number, venue: Venue) {
   const fail = useCallback(
     (error: unknown) => {
       if (error instanceof ApiError && error.code === "hold_expired") expire();
+      else if (error instanceof ApiError && error.code === "not_admitted" && onNotAdmitted) onNotAdmitted();
       else setNotices((n) => ({ ...n, error: errorText(error) }));
     },
-    [expire],
+    [expire, onNotAdmitted],
   );
 
   /** Creates a hold; resolves to the seats lost to other buyers (empty when it worked). */

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FREE, HELD, MINE, RESERVED } from "../protocol/seatState";
 import { FakeSocket, fakeTimers, resetFakes } from "../testing/fakeSocket";
 import { envelope, snapshot, stats, testVenue } from "../testing/fixtures";
+import { figures, place } from "../testing/roomFixtures";
 import { LiveFeed, type FeedUpdate } from "./liveFeed";
 
 const venue = testVenue();
@@ -194,5 +195,22 @@ describe("LiveFeed", () => {
     expect(codes[at("A-1-2")]).toBe(MINE);
     expect(codes[at("A-1-3")]).toBe(MINE);
     expect(codes[at("A-1-4")]).toBe(RESERVED); // listed but reserved since: left as it is
+  });
+
+  it("tells the page when the server sends a waiting room instead of the map", () => {
+    const onRoom = vi.fn();
+    const live = new LiveFeed({
+      venue,
+      url: "ws://test/ws/events/7/",
+      myToken: () => null,
+      onUpdate: () => {},
+      onRoom,
+      schedule: () => () => {},
+      socket: { createSocket: (url) => new FakeSocket(url), timers: fakeTimers, random: () => 1 },
+    });
+    live.start();
+    FakeSocket.latest().open();
+    FakeSocket.latest().receive({ ...figures(), place: place(4) });
+    expect(onRoom).toHaveBeenCalledOnce();
   });
 });

@@ -22,6 +22,8 @@ export interface LiveFeedOptions {
   /** The buyer's hold token, read at apply time: a seat.held with it is "mine". */
   myToken: () => string | null;
   onUpdate: (update: FeedUpdate) => void;
+  /** The server sent a waiting room's frame, not the map: the buyer's pass is no more. */
+  onRoom?: () => void;
   schedule?: Scheduler;
   socket?: Pick<LiveSocketOptions, "createSocket" | "timers" | "random">;
 }
@@ -52,6 +54,10 @@ export class LiveFeed {
       ...options.socket,
       url: options.url,
       onMessage: (message) => {
+        if (message.type === "room") {
+          options.onRoom?.();
+          return;
+        }
         this.queue.push(message);
         this.request();
       },

@@ -105,7 +105,10 @@ export class LiveSocket {
     socket?.close(1000);
   }
 
-  /** Asks for a fresh snapshot after a seq gap: once until that snapshot arrives. */
+  /**
+   * Asks for a fresh snapshot after a seq gap (in a waiting room: the buyer's own room
+   * frame): once until that snapshot arrives.
+   */
   resync(): void {
     if (this.awaitingSnapshot || !this.socket || this.socket.readyState !== OPEN) return;
     this.awaitingSnapshot = true;
@@ -151,12 +154,15 @@ export class LiveSocket {
         for (const item of message.items) this.options.onMessage(item);
         return;
       }
-      if (message.type === "snapshot") {
+      // A waiting room's socket gets `room` frames instead of snapshots (its own one first,
+      // and one for each resync): they count the same way here.
+      const first = message.type === "snapshot" || message.type === "room";
+      if (first) {
         this.awaitingSnapshot = false;
         this.attempt = 0;
       }
       this.options.onMessage(message);
-      if (message.type === "snapshot" && !this.live) {
+      if (first && !this.live) {
         this.live = true;
         this.options.onStatus({ kind: "live" });
       }

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, apiGet, errorText } from "../api";
 import { BestAvailable } from "../components/BestAvailable";
 import { ConnectionBadge } from "../components/ConnectionBadge";
@@ -13,6 +13,7 @@ import { socketUrl, type ConnectionStatus } from "../live/socket";
 import { SeatCanvas } from "../map/SeatCanvas";
 import { venueFromLayout, type Venue } from "../map/venue";
 import { seatView, type SeatState } from "../protocol/seatState";
+import { WaitingRoomPage } from "../room/WaitingRoomPage";
 import { formatDate, priceFormat } from "../format";
 import { describeSeat, seatLabelWithKey, seatPrice } from "../seatDescription";
 import type { EventInfo, Layout } from "../types";
@@ -34,7 +35,16 @@ export function EventPage({ eventId }: { eventId: number }) {
     return () => abort.abort();
   }, [eventId]);
   const venue = useMemo(() => data && venueFromLayout(data.layout), [data]);
+  // The waiting room comes first (it lets the buyer straight through if the event has none
+  // on); a command refused for want of a pass, or the map's socket turned into a waiting
+  // room's, sends the buyer back to it for a new turn.
+  const [admitted, setAdmitted] = useState(false);
+  const admit = useCallback(() => setAdmitted(true), []);
+  const readmit = useCallback(() => setAdmitted(false), []);
 
+  if (!admitted && !error) {
+    return <WaitingRoomPage eventId={eventId} event={data?.event ?? null} onAdmitted={admit} />;
+  }
   if (error || !data || !venue) {
     return (
       <main className="page page--narrow">
@@ -43,7 +53,7 @@ export function EventPage({ eventId }: { eventId: number }) {
       </main>
     );
   }
-  return <SeatMapPage event={data.event} venue={venue} />;
+  return <SeatMapPage event={data.event} venue={venue} onNotAdmitted={readmit} />;
 }
 
 function without<T>(set: ReadonlySet<T>, items: Iterable<T>): Set<T> {
@@ -52,8 +62,16 @@ function without<T>(set: ReadonlySet<T>, items: Iterable<T>): Set<T> {
   return next;
 }
 
-function SeatMapPage({ event, venue }: { event: EventInfo; venue: Venue }) {
-  const holds = useHold(event.id, venue);
+function SeatMapPage({
+  event,
+  venue,
+  onNotAdmitted,
+}: {
+  event: EventInfo;
+  venue: Venue;
+  onNotAdmitted: () => void;
+}) {
+  const holds = useHold(event.id, venue, onNotAdmitted);
   const { hold, holdRef, onFeedUpdate } = holds;
   const [live, setLive] = useState<{ state: SeatState | null; status: ConnectionStatus }>({
     state: null,
@@ -76,10 +94,11 @@ function SeatMapPage({ event, venue }: { event: EventInfo; venue: Venue }) {
         setLive({ state: update.state, status: update.status });
         onFeedUpdate(update);
       },
+      onRoom: onNotAdmitted,
     });
     feed.start();
     return () => feed.stop();
-  }, [venue, event.id, holdRef, onFeedUpdate]);
+  }, [venue, event.id, holdRef, onFeedUpdate, onNotAdmitted]);
 
   const holdSeats = useMemo(() => {
     if (!hold) return null;
