@@ -111,7 +111,8 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=first_frame)
 
     async def room_place_send(self) -> None:
-        """The buyer's own ``room`` frame, with their place (after the draw, or on resync)."""
+        """The buyer's own ``room`` frame, with their place (after the draw, or on resync);
+        if the room has gone off meanwhile, it says so."""
         self.room_asking = True
         try:
             frame = await asyncio.to_thread(
@@ -119,11 +120,12 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
                 event_id=self.event_id,
                 buyer=self.buyer,
                 cookies=self.scope.get("cookies", {}),
+                waiting=True,
             )
         finally:
             self.room_asking = False
-        if frame is None or self.closing:
-            return  # the room went off: the room frame that said so is out already
+        if self.closing or frame is None:
+            return
         self.room_ticket_known = '"ticket":null' not in frame
         await self.send(text_data=frame)
 

@@ -180,7 +180,7 @@ class VenueAdmin(admin.ModelAdmin):
                 name="reservations_venue_export",
             ),
         ]
-        return own + room_admin_urls(self) + super().get_urls()
+        return own + super().get_urls()
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
@@ -376,7 +376,7 @@ class EventAdmin(admin.ModelAdmin):
                 name="reservations_event_seats",
             )
         ]
-        return own + super().get_urls()
+        return own + room_admin_urls(self) + super().get_urls()
 
     def seats_view(self, request: HttpRequest, event_id: int) -> HttpResponse:
         """Block or unblock seats: through the same scripts as buyers, never directly."""

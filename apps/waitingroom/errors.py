@@ -1,6 +1,7 @@
 """Domain errors of the waiting room. Each has a stable ``code`` that clients rely on."""
 
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 
 from apps.core.exceptions import DomainError
 
@@ -26,12 +27,13 @@ class PlaceExpired(DomainError):
     )
 
 
-class TooManyPlaces(DomainError):
-    code = "too_many_places"
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+class TooManyPlaces(Throttled):
+    """A 429 with its Retry-After, as the other per-address limit's (apps/core/addresses.py)."""
+
+    default_code = "too_many_places"
     default_detail = "Too many new places in this waiting room from your network address."
 
 
 BY_CODE: dict[str, type[DomainError]] = {
-    cls.code: cls for cls in (NotInQueue, NotYourTurn, PlaceExpired, TooManyPlaces)
+    cls.code: cls for cls in (NotInQueue, NotYourTurn, PlaceExpired)
 }

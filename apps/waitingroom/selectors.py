@@ -19,13 +19,15 @@ def room_figures(*, event_id: int) -> dict:
 
 
 def room_socket_frame(
-    *, event_id: int, buyer: str | None, cookies: Mapping[str, str]
+    *, event_id: int, buyer: str | None, cookies: Mapping[str, str], waiting: bool = False
 ) -> str | None:
     """For a socket opening the event's live map: None if it may watch the map (no room
-    on, or a valid pass), else the first ``room`` frame of a buyer who waits."""
-    if pass_valid(cookies, event_id=event_id, buyer=buyer):
+    on, or a valid pass), else the first ``room`` frame of a buyer who waits. For a socket
+    that is ``waiting`` already: the buyer's ``room`` frame, whatever the room's state
+    (``off`` tells the client to open the map)."""
+    if not waiting and pass_valid(cookies, event_id=event_id, buyer=buyer):
         return None
     result = store.run("status", event_id, **({"buyer": buyer} if buyer else {}))
-    if result["room"]["state"] == "off":
+    if not waiting and result["room"]["state"] == "off":
         return None
     return room_frame(event_id, result["room"], result.get("you") or {})

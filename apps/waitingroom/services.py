@@ -15,7 +15,7 @@ from apps.core import metrics
 from apps.core.redis import redis_client_get
 from apps.reservations.redis import inventory
 from apps.waitingroom import store
-from apps.waitingroom.errors import BY_CODE
+from apps.waitingroom.errors import BY_CODE, NotYourTurn, TooManyPlaces
 from apps.waitingroom.models import WaitingRoom
 from apps.waitingroom.passes import pass_sign
 
@@ -106,6 +106,8 @@ def room_pass_claim(*, event_id: int, buyer: str) -> RoomPass | None:
     try:
         result = store.run("claim", event_id, buyer=buyer)
     except store.RoomRefusal as refused:
+        if refused.code == "not_your_turn":  # with the room as its buyer sees it, not staff's
+            raise NotYourTurn(room=room_view(event_id, refused.details)) from None
         raise _domain_error(refused) from None
     expires_ms = result.get("pass_expires")
     if expires_ms is None:
@@ -120,8 +122,7 @@ def room_pass_claim(*, event_id: int, buyer: str) -> RoomPass | None:
 def _domain_error(refused: store.RoomRefusal) -> Exception:
     details = refused.details
     if refused.code == "too_many_places":
-        wait_s = math.ceil(details.pop("wait_ms", 0) / 1000)
-        return BY_CODE[refused.code](retry_after_seconds=wait_s)
+        return TooManyPlaces(wait=math.ceil(details["wait_ms"] / 1000))
     return BY_CODE[refused.code](**details)
 
 
