@@ -27,10 +27,12 @@ frames waiting for a snapshot are bounded by ``MAX_WAITING_FRAMES``.
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
 from types import SimpleNamespace
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.core import metrics
@@ -42,6 +44,8 @@ from apps.waitingroom.selectors import room_socket_frame
 from apps.waitingroom.store import room_channel
 
 __all__ = ["EventSocketConsumer", "GatewayBridge"]
+
+log = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
@@ -122,12 +126,16 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
                 cookies=self.scope.get("cookies", {}),
                 waiting=True,
             )
+            if self.closing or frame is None:
+                return
+            self.room_ticket_known = '"ticket":null' not in frame
+            await self.send(text_data=frame)
+        except Disconnected:
+            pass  # the client left meanwhile; disconnect() follows
+        except Exception:  # Redis away: the next frame or a resync asks again
+            log.exception("waiting room: the buyer's place could not be read")
         finally:
             self.room_asking = False
-        if self.closing or frame is None:
-            return
-        self.room_ticket_known = '"ticket":null' not in frame
-        await self.send(text_data=frame)
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
@@ -171,7 +179,10 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
         if self.room is not None:
             # Early arrivals learn their ticket when the start's draw made it.
             if not self.room_ticket_known and not self.room_asking and json.loads(text)["drawn"]:
-                await self.room_place_send()
+                # Not awaited: the fan-out writes this frame to every socket of the process
+                # in turn, and thousands of early arrivals ask at the draw.
+                self.room_asking = True
+                self.room_asked = asyncio.create_task(self.room_place_send())
                 return
             await self.send(text_data=text)
             return
