@@ -71,6 +71,12 @@ class RoomApi(CommandApi):
     @extend_schema(request=None, responses={200: RoomOutputSerializer})
     def post(self, request: Request, event_id: int) -> Response:
         _event_check(event_id)
+        if buyer_id_peek(request) is None:
+            # The seat map app joins on every event it opens: where no room is on, a
+            # visitor gets no session for it (sessions are made by a first command).
+            status = room_status(event_id=event_id, buyer=None)
+            if status["state"] == "off":
+                return Response(status)
         status = services.room_join(
             event_id=event_id, buyer=buyer_id_get(request), address=client_address(request)
         )

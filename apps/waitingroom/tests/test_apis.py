@@ -150,6 +150,11 @@ def test_without_a_room_on_no_pass_is_needed(roomless):
         assert response.json() == {"needed": False, "expires_at": None}
         assert pass_cookie_name(roomless.pk) not in response.cookies
     assert hold(alice, roomless, ["A-1-1"]).status_code == 201
+    # The seat map app joins on every event it opens: a visitor gets no session for it.
+    visitor = Client()
+    joined = visitor.post(f"/api/events/{roomless.pk}/room", content_type="application/json")
+    assert (joined.status_code, joined.json()["state"]) == (200, "off")
+    assert settings.SESSION_COOKIE_NAME not in visitor.cookies
 
 
 # --- the pass ---------------------------------------------------------------------------
