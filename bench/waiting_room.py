@@ -94,7 +94,7 @@ from support import (
     percentile,
     redis_cleanup,
 )
-from wrkload import warm_up, workers_wait, wrk_path
+from wrkload import WRK_DONE_LUA, warm_up, workers_wait, wrk_path
 
 NODE_CLIENTS = Path(__file__).resolve().parent / "clients"
 STACK_PROCESSES = ("proxy", "web", "ws", "celery")
@@ -136,25 +136,6 @@ function response(status, headers, body)
     ok = ok + 1
     if ok >= quota then wrk.thread:stop() end
   end
-end
-function done(summary, latency, requests)
-  local merged = {}
-  for _, thread in ipairs(threads) do
-    for status, count in pairs(thread:get("statuses")) do
-      merged[tostring(status)] = (merged[tostring(status)] or 0) + count
-    end
-  end
-  local parts = {}
-  for status, count in pairs(merged) do
-    table.insert(parts, string.format('"%s": %d', status, count))
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "max_ms": %f, ' ..
-    '"statuses": {%s}, "socket_errors": %d}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, table.concat(parts, ", "),
-    e.connect + e.read + e.write + e.timeout))
 end
 """
 
@@ -625,7 +606,7 @@ def join_storm(
     stopped waiting for is still served (queued in nginx and the web processes): the count
     is read again once it stands still."""
     script = Path(tempfile.gettempdir()) / f"seats-bench-room-{RUN}.lua"
-    script.write_text(WRK_JOIN_LUA)
+    script.write_text(WRK_JOIN_LUA + WRK_DONE_LUA)
     quota = math.ceil(args.buyers / args.threads)
     before_places = places_count(event_id)
     command = [

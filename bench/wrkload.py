@@ -65,11 +65,15 @@ end
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
+"""
+
+# wrk's done(): one JSON line for the bench to read, every thread's statuses merged (each
+# thread keeps its own `statuses` table and registers itself in `threads` in setup()).
+WRK_DONE_LUA = r"""
 function done(summary, latency, requests)
   local merged = {}
   for _, thread in ipairs(threads) do
-    local counts = thread:get("statuses")
-    for status, count in pairs(counts) do
+    for status, count in pairs(thread:get("statuses")) do
       merged[tostring(status)] = (merged[tostring(status)] or 0) + count
     end
   end
@@ -79,10 +83,10 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    'BENCH {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, ' ..
+    'BENCH {"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "max_ms": %f, ' ..
     '"statuses": {%s}, "socket_errors": %d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, table.concat(parts, ", "),
+    latency:percentile(99) / 1000, latency.max / 1000, table.concat(parts, ", "),
     e.connect + e.read + e.write + e.timeout))
 end
 """
@@ -200,7 +204,7 @@ def warm_up(wrk: str, server: Server, connections: int) -> None:
 
 
 def wrk_run(wrk: str, port: int, lines: list[str], tag: str, args: argparse.Namespace) -> dict:
-    script = request_file([WRK_LUA])
+    script = request_file([WRK_LUA + WRK_DONE_LUA])
     data = request_file(lines)
     try:
         done = subprocess.run(
