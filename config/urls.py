@@ -1,12 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from apps.core import health
 from apps.core.apis import ApiRootApi
 from apps.gateway.frontend import frontend_index
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("", ApiRootApi.as_view(), name="api-root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("apps.reservations.urls")),

@@ -53,6 +53,9 @@ class BuyerRateThrottle(SimpleRateThrottle):
     at the door together with the request's Idempotency-Key."""
 
     scope = "commands"
+    # Set by SimpleRateThrottle.__init__ from the rate (None without one); not in its stubs.
+    num_requests: int | None
+    duration: int | None
 
     def get_cache_key(self, request: Request, view: object) -> str:
         if request.user.is_authenticated:
@@ -73,14 +76,15 @@ class BuyerRateThrottle(SimpleRateThrottle):
             keys=[self.get_cache_key(request, view), *([claim.key] if claim else [])],
             args=[
                 now_ms,
-                self.duration * 1000 if self.rate else 0,
-                self.num_requests if self.rate else -1,
+                (self.duration or 0) * 1000,
+                self.num_requests if self.num_requests is not None else -1,
                 f"{now_ms}:{secrets.token_hex(4)}",  # two requests in one ms both count
                 claim.in_flight_record() if claim else "",
                 idempotency.IN_FLIGHT_SECONDS,
             ],
         )
         if outcome == "answered":
+            assert claim is not None  # only a key's record is answered
             raise idempotency.Answered(claim.answer(detail[0]))
         if outcome == "wait":
             self._wait_s = int(detail[0]) / 1000

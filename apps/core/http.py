@@ -42,7 +42,9 @@ def buyer_id_get(request: Request | HttpRequest) -> str:
         new_buyer_admit(request)
         session.save()
         get_token(getattr(request, "_request", request))
-    digest = hashlib.sha256(session.session_key.encode()).hexdigest()[:24]
+    key = session.session_key
+    assert key is not None  # made above
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return f"session:{digest}"
 
 
@@ -211,7 +213,7 @@ DISCARD_MAX = 1024 * 1024
 
 def _body_discard(request: HttpRequest, length: int) -> None:
     if length <= DISCARD_MAX:
-        stream = request._stream  # type: ignore[attr-defined]  # bounded by Content-Length
+        stream = request._stream  # bounded by Content-Length
         while stream.read(64 * 1024):
             pass
 

@@ -29,14 +29,14 @@ class SessionStore(CacheSessionStore):
     def get_session_cookie_age(self) -> int:
         """The TTL when the session has no explicit expiry (set_expiry): short for an
         anonymous buyer, Django's for a logged-in user. Also the cookie's max-age."""
-        if SESSION_KEY in self._session:
+        if SESSION_KEY in self._session:  # type: ignore[attr-defined]
             return settings.SESSION_COOKIE_AGE
         return settings.SEATS_ANONYMOUS_SESSION_TTL
 
     def save(self, must_create: bool = False) -> None:
         if self.session_key is not None:  # else create() picks a key and comes back here
             # Into the data as it is written, without marking the session modified.
-            self._get_session(no_load=must_create)[SAVED_AT] = int(time.time())
+            self._get_session(no_load=must_create)[SAVED_AT] = int(time.time())  # type: ignore[attr-defined]
         super().save(must_create)
 
     def load(self) -> dict:

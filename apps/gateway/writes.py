@@ -29,4 +29,4 @@ def _write(self: tcp.Connection, data: bytes) -> None:
 
 
 def writes_immediate_install() -> None:
-    tcp.Connection.write = _write  # type: ignore[method-assign]
+    tcp.Connection.write = _write  # type: ignore[method-assign,assignment]

@@ -38,8 +38,8 @@ def _csv_cell(value: object) -> str:
 
 class ReservedSeatInline(admin.TabularInline):
     model = ReservedSeat
-    fields = ["seat_key", "price", "active"]
-    readonly_fields = fields
+    readonly_fields = ("seat_key", "price", "active")
+    fields = readonly_fields
     extra = 0
     can_delete = False
 

@@ -1,6 +1,7 @@
 """Box-office admin for the catalog. Custom views delegate every write to services."""
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -81,11 +82,12 @@ class VenueLayoutAdmin(admin.ModelAdmin):
 
     form = VenueLayoutForm
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    # obj: a price category, section or seat (each has venue_id).
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         frozen = obj is not None and _frozen(request, obj.venue_id)
         return not frozen and super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         frozen = obj is not None and _frozen(request, obj.venue_id)
         return not frozen and super().has_delete_permission(request, obj)
 
@@ -106,13 +108,13 @@ class VenueLayoutAdmin(admin.ModelAdmin):
         """The bulk delete's confirmation: a frozen venue's parts cannot be deleted (their
         has_delete_permission says so), and the page says why."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        reasons = {_frozen(request, obj.venue_id) for obj in objs} - {None}
+        reasons = {reason for obj in objs if (reason := _frozen(request, obj.venue_id))}
         for reason in sorted(reasons):
             self.message_user(request, reason, messages.WARNING)
         return deleted, counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
-        self.delete_queryset(request, type(obj).objects.filter(pk=obj.pk))
+        self.delete_queryset(request, type(obj)._default_manager.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():

@@ -61,8 +61,12 @@ def seat_rows(places: Iterable[SeatPlace], focal: tuple[float, float]) -> list[S
         keys, xs, ys = [], [], []
         for before, place in zip([None, *seats], seats, strict=False):
             if before is not None and place.number != before.number + 1:
-                keys.append(GAP), xs.append(0.0), ys.append(0.0)
-            keys.append(place.key), xs.append(place.x), ys.append(place.y)
+                keys.append(GAP)
+                xs.append(0.0)
+                ys.append(0.0)
+            keys.append(place.key)
+            xs.append(place.x)
+            ys.append(place.y)
         dx = max(min(p.x for p in seats) - focal[0], 0.0, focal[0] - max(p.x for p in seats))
         dy = max(min(p.y for p in seats) - focal[1], 0.0, focal[1] - max(p.y for p in seats))
         rows.append(

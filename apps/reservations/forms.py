@@ -83,7 +83,7 @@ class VenueLayoutForm(forms.ModelForm):
     in (or is moved to) has an event past draft."""
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         venues = [cleaned.get("venue")]
         if cleaned.get("section") is not None:  # a seat
             venues.append(cleaned["section"].venue)
@@ -98,7 +98,7 @@ class VenueFocalForm(forms.ModelForm):
     row order, loaded with the sale) only while every event on it is a draft."""
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.instance.pk is not None and {"focal_x", "focal_y"} & set(self.changed_data):
             _venues_check([self.instance])
         return cleaned

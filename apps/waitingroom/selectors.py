@@ -1,6 +1,7 @@
 """Reads of the waiting room (docs/architecture.md, Waiting room)."""
 
 from collections.abc import Mapping
+from typing import Any
 
 from apps.waitingroom import store
 from apps.waitingroom.passes import pass_valid
@@ -9,7 +10,7 @@ from apps.waitingroom.services import room_frame, room_view
 
 def room_status(*, event_id: int, buyer: str | None) -> dict:
     """The room as ``buyer`` sees it (without a place if they have none, or no buyer)."""
-    args = {"buyer": buyer} if buyer else {}
+    args: dict[str, Any] = {"buyer": buyer} if buyer else {}
     return room_view(event_id, store.run("status", event_id, **args))
 
 
@@ -27,7 +28,8 @@ def room_socket_frame(
     (``off`` tells the client to open the map)."""
     if not waiting and pass_valid(cookies, event_id=event_id, buyer=buyer):
         return None
-    result = store.run("status", event_id, **({"buyer": buyer} if buyer else {}))
+    args: dict[str, Any] = {"buyer": buyer} if buyer else {}
+    result = store.run("status", event_id, **args)
     if not waiting and result["room"]["state"] == "off":
         return None
     return room_frame(event_id, result["room"], result.get("you") or {})

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Values come from the environment (12-factor)."""
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -141,8 +142,9 @@ KAFKA_GROUP_PREFIX = env("KAFKA_GROUP_PREFIX", default="seats")
 # --- channels and the live map ---------------------------------------------------------
 # The live map's frames do not go through the channel layer: the gateway bridge PUBLISHes
 # one frame per event and window, and each web process writes it to its own sockets
-# (apps/gateway/fanout.py, docs/architecture.md, Gateway). The layer stays configured for
-# whatever else uses Channels' groups.
+# (apps/gateway/fanout.py, docs/architecture.md, Gateway). Nothing uses the layer today
+# (the event socket opts out: channel_layer_alias in apps/gateway/consumers.py); it stays
+# configured so that Channels' groups work for whatever comes to need them.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -157,7 +159,7 @@ LIVE_COALESCE_MS = env.int("LIVE_COALESCE_MS", default=50)
 LIVE_COALESCE_MAX_MS = env.int("LIVE_COALESCE_MAX_MS", default=400)
 LIVE_WRITES_PER_S = env.int("LIVE_WRITES_PER_S", default=8_000)
 
-# --- celery: periodic jobs (hold expiry sweep, reconciliation) --------------------------
+# --- celery: periodic jobs (hold expiry sweep, waiting rooms' admission tick) ----------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/1")
 # Celery's queues start with the platform's prefix too, so two deployments (or a test's own
 # stack) sharing one Redis never run each other's tasks.
@@ -215,7 +217,7 @@ SEATS_ADDRESS_HOLD_FACTOR = env.int("SEATS_ADDRESS_HOLD_FACTOR", default=4)
 # take their pass before their place is dropped.
 SEATS_ROOM_PLACES_PER_ADDRESS = env.int("SEATS_ROOM_PLACES_PER_ADDRESS", default=30)
 SEATS_ROOM_CLAIM_S = env.int("SEATS_ROOM_CLAIM_S", default=120)
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Seats API",
     "DESCRIPTION": "Real-time seat reservation: catalog, holds, reservations, seat map, stats.",
     "VERSION": "0.1.0",
@@ -225,7 +227,7 @@ SPECTACULAR_SETTINGS = {
 # Every line says which request (and, in the Kafka consumers, which envelope) it is about
 # (apps/core/logs.py). Production writes JSON lines (config/settings/production.py).
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(envelope_id)s] %(message)s"
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"context": {"()": "apps.core.logs.ContextFilter"}},

@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from redis.commands.core import AsyncScript, Script
+from redis.commands.core import Script
 
 from apps.core import logs
 from apps.core.redis import redis_client_get
@@ -37,7 +37,7 @@ _SCRIPT_PARTS = {"hold": ["best"], "index_check": ["best"]}
 
 
 @cache
-def _script(name: str) -> Script | AsyncScript:
+def _script(name: str) -> Script:
     parts = ["prelude", *_SCRIPT_PARTS.get(name, []), name]
     source = "\n".join((SCRIPTS_DIR / f"{part}.lua").read_text() for part in parts)
     return redis_client_get().register_script(source)
