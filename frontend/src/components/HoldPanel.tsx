@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import type { HoldAction } from "../hold/useHold";
+import { holdRemainingMs, type HoldAction } from "../hold/holdClient";
 import type { MyHold } from "../protocol/seatState";
 import { serverNow } from "../api";
 import { countdownText } from "../format";
@@ -26,7 +26,7 @@ function useNow(intervalMs: number): number {
 
 export function HoldPanel({ hold, label, total, busy, onExtend, onRelease, onConfirm }: HoldPanelProps) {
   const now = useNow(1000);
-  const remaining = Date.parse(hold.expiresAt) - now;
+  const remaining = holdRemainingMs(hold, now);
   return (
     <section className="panel panel--hold" aria-labelledby="hold-title" data-testid="hold-panel">
       <h2 id="hold-title">Your hold</h2>

@@ -1,4 +1,4 @@
-import type { HoldNotices } from "../hold/useHold";
+import type { HoldNotices } from "../hold/holdClient";
 
 export interface NoticesProps {
   notices: HoldNotices;

@@ -1,15 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { holdKey, holdRestore, holdSave, type StorageLike } from "./holdStore";
-
-function memoryStorage(): StorageLike & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    getItem: (key) => data.get(key) ?? null,
-    setItem: (key, value) => void data.set(key, value),
-    removeItem: (key) => void data.delete(key),
-  };
-}
+import { memoryStorage } from "../testing/memoryStorage";
+import { holdKey, holdRestore, holdSave } from "./holdStore";
 
 const NOW = Date.parse("2030-05-01T12:00:00Z");
 const hold = { token: "tok", seats: ["A-1-3"], expiresAt: "2030-05-01T12:05:00Z", seq: 42 };

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef } from "react";
 import type { SeatState } from "../protocol/seatState";
 import { firstSeat, lastSeat, nearestInDirection, type Direction } from "./navigation";
+import { drawMeasured } from "./benchProbe";
 import { drawVenue } from "./renderer";
 import { SpatialGrid } from "./spatialGrid";
 import type { Venue } from "./venue";
@@ -85,19 +86,20 @@ export function SeatCanvas(props: SeatCanvasProps) {
     }
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     const p = propsRef.current;
-    const started = performance.now();
-    drawVenue(ctx, {
-      venue: p.venue,
-      state: p.state,
-      viewport: v.vp,
-      width: v.width,
-      height: v.height,
-      selected: p.selected,
-      hold: p.hold,
-      focused: p.focused,
-      showFocus: p.focused >= 0,
-    });
-    measureDraw(started);
+    const viewport = v.vp;
+    drawMeasured(() =>
+      drawVenue(ctx, {
+        venue: p.venue,
+        state: p.state,
+        viewport,
+        width: v.width,
+        height: v.height,
+        selected: p.selected,
+        hold: p.hold,
+        focused: p.focused,
+        showFocus: p.focused >= 0,
+      }),
+    );
   }, []);
 
   const requestDraw = useCallback(() => {
@@ -334,18 +336,4 @@ export function SeatCanvas(props: SeatCanvasProps) {
       </div>
     </div>
   );
-}
-
-// Each draw is a "seatmap-draw" user-timing measure, which the browser's profiler shows and
-// bench/seatmap.py reads. The timeline keeps entries until cleared: bound them.
-const DRAW_MEASURE = "seatmap-draw";
-const MAX_DRAW_MEASURES = 5000;
-let drawMeasures = 0;
-
-function measureDraw(started: number): void {
-  if (++drawMeasures > MAX_DRAW_MEASURES) {
-    performance.clearMeasures(DRAW_MEASURE);
-    drawMeasures = 1;
-  }
-  performance.measure(DRAW_MEASURE, { start: started });
 }

@@ -62,6 +62,15 @@ function without<T>(set: ReadonlySet<T>, items: Iterable<T>): Set<T> {
   return next;
 }
 
+/** Why the buyer cannot hold seats right now, or null when they can. */
+function holdBlockedReason(status: ConnectionStatus, state: SeatState | null, holding: boolean): string | null {
+  if (status.kind === "closed") return status.reason;
+  if (state?.saleStatus === "closed") return "The sale is closed.";
+  if (!state) return "Waiting for the live seat map…";
+  if (holding) return "Confirm or release your current hold before holding more seats.";
+  return null;
+}
+
 function SeatMapPage({
   event,
   venue,
@@ -72,7 +81,7 @@ function SeatMapPage({
   onNotAdmitted: () => void;
 }) {
   const holds = useHold(event.id, venue, onNotAdmitted);
-  const { hold, holdRef, onFeedUpdate } = holds;
+  const { hold, myToken, onFeedUpdate } = holds;
   const [live, setLive] = useState<{ state: SeatState | null; status: ConnectionStatus }>({
     state: null,
     status: { kind: "connecting" },
@@ -89,7 +98,7 @@ function SeatMapPage({
     const feed = new LiveFeed({
       venue,
       url: socketUrl(window.location, event.id),
-      myToken: () => holdRef.current?.token ?? null,
+      myToken,
       onUpdate: (update) => {
         setLive({ state: update.state, status: update.status });
         onFeedUpdate(update);
@@ -98,7 +107,7 @@ function SeatMapPage({
     });
     feed.start();
     return () => feed.stop();
-  }, [venue, event.id, holdRef, onFeedUpdate, onNotAdmitted]);
+  }, [venue, event.id, myToken, onFeedUpdate, onNotAdmitted]);
 
   const holdSeats = useMemo(() => {
     if (!hold) return null;
@@ -116,16 +125,7 @@ function SeatMapPage({
     return seat >= 0 && view ? describeSeat(venue, seat, view, formatPrice) : "";
   };
 
-  const holdBlocked =
-    status.kind === "closed"
-      ? status.reason
-      : state?.saleStatus === "closed"
-        ? "The sale is closed."
-        : !state
-          ? "Waiting for the live seat map…"
-          : hold
-            ? "Confirm or release your current hold before holding more seats."
-            : null;
+  const holdBlocked = holdBlockedReason(status, state, hold !== null);
 
   const activateSeat = (seat: number) => {
     setNote(null);
