@@ -55,6 +55,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/ruff format --check .
 	cd frontend && npm run typecheck
 

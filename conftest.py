@@ -3,11 +3,16 @@
 Each test gets its own Redis key prefix and its own Kafka topic names, so tests never
 see each other's seats or events, and a developer's local run on the same servers is
 never touched. Postgres isolation is pytest-django's (a test database, transactions).
+
+Shared fixtures: ``clock`` (the scripts' time, moved by hand) and ``sale`` (a small event
+on sale).
 """
 
 import uuid
 
 import pytest
+
+from apps.reservations.tests.clock import Clock
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +29,26 @@ def _isolated_names(settings):
     keys = list(client.scan_iter(match=f"{settings.SEATS_REDIS_PREFIX}:*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture
+def clock_start() -> int:
+    """Where ``clock`` starts: the real time, in ms. A module whose tests need exact times
+    overrides this fixture with a fixed start."""
+    from apps.reservations.redis import inventory
+
+    return inventory.clock_ms()
+
+
+@pytest.fixture
+def clock(monkeypatch, clock_start: int) -> Clock:
+    """Time, moved by hand: patches ``inventory.clock_ms`` with a ``Clock`` at
+    ``clock_start``; a test sets ``clock.now`` or calls ``clock.advance(ms)``."""
+    from apps.reservations.redis import inventory
+
+    fake = Clock(clock_start)
+    monkeypatch.setattr(inventory, "clock_ms", fake)
+    return fake
 
 
 @pytest.fixture

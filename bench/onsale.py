@@ -171,13 +171,13 @@ def pipeline_warm(warm) -> None:  # type: ignore[no-untyped-def]
     flowing (its frame is on the live channel) and both projections have applied them, so
     no figure of the sale measures a consumer joining its group."""
     from apps.core.models import ProjectionCursor
-    from apps.reservations import services
+    from apps.reservations import selectors, services
 
     began = time.monotonic()
     seat = warm.venue.seats.values_list("key", flat=True).first()
     pipeline_wait(warm.pk, seat)
-    token = services.inventory_snapshot_get(event_id=warm.pk).state[seat][2:]
-    seq = services.hold_release(token=token, holder=f"bench:{RUN}:warm")["seq"]
+    token = selectors.inventory_snapshot_get(event_id=warm.pk).state[seat][2:]
+    seq = services.hold_release(token=token, holder=f"bench:{RUN}:warm").seq
     while time.monotonic() < began + 90:
         cursors = ProjectionCursor.objects.filter(event_id=warm.pk, last_seq__gte=seq)
         if cursors.filter(consumer__in=("persistence", "stats")).count() == 2:
@@ -814,9 +814,9 @@ def checks_run(
     event_id: int, stack: Stack, buyers: dict, holds: tuple[bool, str], drained: dict
 ) -> list[tuple[str, bool | None, str]]:
     """(check, passed (None: could not be checked), detail)."""
-    from apps.reservations import services
+    from apps.reservations import selectors
 
-    snapshot = services.inventory_snapshot_get(event_id=event_id)
+    snapshot = selectors.inventory_snapshot_get(event_id=event_id)
     direct = drained["direct"]
     checks = [
         (

@@ -86,13 +86,13 @@ def traffic(event, target_events: int, rng: random.Random) -> dict[str, int]:  #
         if roll < 0.01:  # staff: block a handful of seats
             seats = adjacent(rng.randint(2, 6))
             if seats:
-                seq = services.seats_block(event=event, seats=seats)
+                seq = services.seats_block(event=event, seats=seats).seq
                 free -= set(seats)
                 counts["blocks"] += 1
             continue
         if roll < 0.03 and reservations:  # staff: cancel a reservation, seats on sale again
             rid = reservations.pop(rng.randrange(len(reservations)))
-            seq = services.reservation_cancel(event_id=event.pk, reservation_id=rid)
+            seq = services.reservation_cancel(event_id=event.pk, reservation_id=rid).seq
             counts["cancels"] += 1
             continue
         seats = adjacent(rng.choice((1, 2, 2, 2, 3, 4, 4)))
@@ -117,8 +117,8 @@ def traffic(event, target_events: int, rng: random.Random) -> dict[str, int]:  #
         elif fate < 0.90:
             some = seats[: rng.randint(1, len(seats))]
             released = services.hold_release(token=hold.token, holder=holder, seats=some)
-            seq = released["seq"]
-            free |= set(released["seats"])
+            seq = released.seq
+            free |= set(released.seats)
             counts["releases"] += 1
         # else: the buyer walks away; the hold stays live (no expiry during the run)
     counts["seq"] = seq
@@ -127,7 +127,7 @@ def traffic(event, target_events: int, rng: random.Random) -> dict[str, int]:  #
 
 def relay_all() -> tuple[int, float]:
     from apps.core.kafka import kafka_producer_create, topics_ensure
-    from apps.reservations.relay import outbox_relay_once
+    from apps.core.tests.pipeline import outbox_relay_once
 
     topics_ensure([SEAT_TOPIC, STATS_TOPIC])
     producer = kafka_producer_create()
@@ -143,9 +143,9 @@ def relay_all() -> tuple[int, float]:
 
 
 def consumer_bench(name: str, total: int, timeout_s: float) -> None:
-    from apps.core.consumers import consumer_class_get
+    from apps.core.workers import worker_class_get
 
-    consumer = consumer_class_get(name)(group_id=f"bench-{name}-{RUN}")
+    consumer = worker_class_get(name)(group_id=f"bench-{name}-{RUN}")
     if SEAT_TOPIC not in consumer.topics:
         print(f"  {name}: reads {consumer.topics}, not the seat topic; skipped")
         return
@@ -239,9 +239,9 @@ def postgres_cpu_delta(
 def persistence_check(event) -> str:  # type: ignore[no-untyped-def]
     """Spot check, printed: active rows vs reserved seats in Redis."""
     from apps.persistence.models import Reservation, ReservedSeat
-    from apps.reservations import services
+    from apps.reservations import selectors
 
-    snapshot = services.inventory_snapshot_get(event_id=event.pk)
+    snapshot = selectors.inventory_snapshot_get(event_id=event.pk)
     reserved = {
         seat: ref
         for seat in snapshot.state
@@ -278,10 +278,10 @@ def main() -> None:
 
     from kafka.record.util import crc32c_c
 
-    from apps.core.consumers import consumers_registered
+    from apps.core.workers import workers_registered
 
     redis_info = redis_client_get().info("server")
-    registered = sorted(consumers_registered())
+    registered = sorted(workers_registered())
     print(
         f"bench/pipeline.py run {RUN}: {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, Redis {redis_info['redis_version']}, Kafka "

@@ -158,7 +158,7 @@ def phase_http(event_id: int, n: int) -> None:
 
 
 def phase_selector(event_id: int, n: int) -> None:
-    from apps.reservations.services import inventory_snapshot_get
+    from apps.reservations.selectors import inventory_snapshot_get
     from apps.seatstate.selectors import seat_map_get
 
     seat_map_get(event_id=event_id, buyer=None)  # fills the per-process seat cache

@@ -157,7 +157,7 @@ def bench_topics_delete() -> list[str]:
     from django.conf import settings
     from kafka import KafkaAdminClient
 
-    from apps.core.consumers import dead_letter_topic
+    from apps.core.projections import dead_letter_topic
 
     admin = KafkaAdminClient(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
@@ -184,13 +184,13 @@ def bench_groups_delete() -> list[str]:
     from django.conf import settings
     from kafka import KafkaAdminClient
 
-    from apps.core.consumers import consumers_registered
+    from apps.core.workers import workers_registered
 
     admin = KafkaAdminClient(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, request_timeout_ms=10_000
     )
     try:
-        ours = sorted(f"{PREFIX}-{name}" for name in consumers_registered())
+        ours = sorted(f"{PREFIX}-{name}" for name in workers_registered())
         results = dict(admin.delete_groups(ours))  # kafka-python 3: {group: "OK" or an error}
         return [group for group, outcome in results.items() if outcome == "OK"]
     finally:

@@ -50,7 +50,7 @@ INSTALL_HINT = (
 
 # redis: the seat inventory; cache: sessions (a server of its own: eviction is per server).
 BACKING_SERVICES = {"postgres", "redis", "cache", "kafka"}
-# docs/architecture.md, "Processes": service name -> the command it must run.
+# README.md, "Processes": service name -> the command it must run.
 PROCESS_COMMANDS = {
     "web": ["granian", "--interface", "wsgi", "config.wsgi:application"],
     "ws": ["python", "scripts/ws_workers.py"],

@@ -1,18 +1,18 @@
-"""The whole pipeline, end to end: HTTP commands → Redis → outbox relay → Kafka → consumers →
-Postgres, checked against Redis, which decides.
+"""The whole pipeline, end to end: HTTP commands → Redis → outbox relay → Kafka → projection
+workers → Postgres, checked against Redis, which decides.
 
 Real Redis, broker and Postgres. Buyers and staff drive the write side only through the HTTP
-API; the relay runs once per step (``outbox_relay_once``); each registered projection consumer
-runs in a thread, in a consumer group of this test's own, until its cursor reaches the
-event's seq in Redis. Then every projection must agree with Redis exactly:
+API; the relay runs once per step (``relay`` in apps/core/tests/pipeline.py); each registered
+projection worker runs in a thread, in a consumer group of this test's own, until its cursor
+reaches the event's seq in Redis. Then every projection must agree with Redis exactly:
 
 - persistence: every seat reserved in Redis has exactly one active ReservedSeat, of the
   reservation Redis names; every reservation Redis knows has one row with its seats, and
   the cancelled ones are cancelled with no active seat left;
 - the seat map API shows every seat in the state Redis has;
-- stats (when an app registers a ``stats`` consumer): the counts of /api/stats/event/{id}.
+- stats (when an app registers a ``stats`` worker): the counts of /api/stats/event/{id}.
 
-A consumer "killed" between its database commit and its offset commit gets the same batch
+A worker "killed" between its database commit and its offset commit gets the same batch
 again when restarted in its group; the result must still be exact.
 """
 
@@ -25,22 +25,26 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.core.consumers import KafkaBatchConsumer, consumer_class_get
 from apps.core.kafka import topics_ensure
 from apps.core.models import ProjectionCursor
 from apps.core.redis import redis_client_get
 from apps.core.tests.pipeline import WAIT_S, relay, wait_until
+from apps.core.workers import KafkaWorker, worker_class_get
 from apps.persistence.models import Reservation, ReservedSeat
 from apps.reservations import services
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event
 from apps.reservations.redis.inventory import Snapshot
 from apps.reservations.redis.keys import event_keys
-from apps.reservations.selectors import event_seat_places, event_sections
+from apps.reservations.selectors import (
+    event_seat_places,
+    event_sections,
+    inventory_snapshot_get,
+)
 from apps.reservations.tests.factories import EventFactory, SectionFactory
 from apps.stats.reconcile import event_reconcile
 
-# Consumers run in threads with their own connections: they must see and commit real
+# Workers run in threads with their own connections: they must see and commit real
 # transactions, so the test cannot run inside one.
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,7 +85,7 @@ def staff() -> Client:
 
 
 def redis_seq(event: Event) -> int:
-    return services.inventory_snapshot_get(event_id=event.pk).seq
+    return inventory_snapshot_get(event_id=event.pk).seq
 
 
 def cursor_seq(name: str, event: Event) -> int:
@@ -90,22 +94,22 @@ def cursor_seq(name: str, event: Event) -> int:
 
 
 class Running:
-    """A registered consumer in a thread, in ``group`` (a fresh one by default)."""
+    """A registered worker in a thread, in ``group`` (a fresh one by default)."""
 
-    def __init__(self, consumer: KafkaBatchConsumer) -> None:
-        self.consumer = consumer
+    def __init__(self, worker: KafkaWorker) -> None:
+        self.worker = worker
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     @classmethod
     def of(cls, name: str, group: str | None = None) -> "Running":
-        consumer_cls = consumer_class_get(name)
-        return cls(consumer_cls(group_id=group or f"e2e-{name}-{uuid.uuid4().hex[:10]}"))
+        worker_cls = worker_class_get(name)
+        return cls(worker_cls(group_id=group or f"e2e-{name}-{uuid.uuid4().hex[:10]}"))
 
     def _run(self) -> None:
         try:
-            self.consumer.run(self.stop)
+            self.worker.run(self.stop)
         except BaseException as exc:  # handed to the test
             self.error = exc
 
@@ -114,18 +118,18 @@ class Running:
         return self
 
     def caught_up(self, event: Event) -> None:
-        """Wait until the consumer applied everything up to Redis' seq (or died)."""
+        """Wait until the worker applied everything up to Redis' seq (or died)."""
         target = redis_seq(event)
         wait_until(
-            lambda: self.error is not None or cursor_seq(self.consumer.name, event) >= target,
-            f"consumer {self.consumer.name} to reach seq {target}",
+            lambda: self.error is not None or cursor_seq(self.worker.name, event) >= target,
+            f"worker {self.worker.name} to reach seq {target}",
         )
         assert self.error is None, self.error
 
     def finish(self) -> None:
         self.stop.set()
         self.thread.join(WAIT_S)
-        assert not self.thread.is_alive(), f"consumer {self.consumer.name} did not stop"
+        assert not self.thread.is_alive(), f"worker {self.worker.name} did not stop"
         assert self.error is None, self.error
 
 
@@ -188,7 +192,7 @@ def redis_reservations(event: Event) -> dict[str, dict]:
 
 
 def assert_persistence_matches_redis(event: Event) -> None:
-    snapshot = services.inventory_snapshot_get(event_id=event.pk)
+    snapshot = inventory_snapshot_get(event_id=event.pk)
     reserved_in_redis = {}
     for seat in snapshot.state:
         state, ref = snapshot.seat_state(seat)
@@ -234,7 +238,7 @@ def seat_map_states(client: Client, event: Event) -> tuple[int, dict[str, str]]:
 
 
 def assert_seat_map_matches_redis(event: Event, buyers: list[Buyer]) -> None:
-    snapshot = services.inventory_snapshot_get(event_id=event.pk)
+    snapshot = inventory_snapshot_get(event_id=event.pk)
     seat_count = event.venue.seats.count()
     seq, codes = seat_map_states(Client(), event)  # a visitor: no hold is "mine"
     assert seq == snapshot.seq
@@ -264,7 +268,7 @@ def _holder_of(buyer: Buyer, snapshot: Snapshot) -> str | None:
 
 
 def assert_stats_match_redis(event: Event) -> None:
-    snapshot = services.inventory_snapshot_get(event_id=event.pk)
+    snapshot = inventory_snapshot_get(event_id=event.pk)
     counts = {"free": 0, "held": 0, "reserved": 0, "blocked": 0}
     for seat in event.venue.seats.values_list("key", flat=True):
         counts[snapshot.seat_state(seat)[0]] += 1
@@ -281,7 +285,7 @@ def assert_stats_match_redis(event: Event) -> None:
 
 
 def free_seats(event: Event) -> list[str]:
-    snapshot = services.inventory_snapshot_get(event_id=event.pk)
+    snapshot = inventory_snapshot_get(event_id=event.pk)
     keys = event.venue.seats.order_by("key").values_list("key", flat=True)
     return [seat for seat in keys if snapshot.seat_state(seat)[0] == "free"]
 
@@ -311,11 +315,11 @@ def traffic(event: Event, staff: Client, buyers: list[Buyer]) -> dict[str, str]:
 def run_until_caught_up(event: Event, names: list[str]) -> None:
     running = [Running.of(name).start() for name in names]
     try:
-        for consumer in running:
-            consumer.caught_up(event)
+        for worker in running:
+            worker.caught_up(event)
     finally:
-        for consumer in running:
-            consumer.finish()
+        for worker in running:
+            worker.finish()
 
 
 def test_commands_through_the_api_end_in_projections_that_match_redis(event, staff):
@@ -356,14 +360,14 @@ class Killed(Exception):
     """The process died between its database commit and its offset commit."""
 
 
-def test_a_consumer_killed_before_its_offset_commit_is_exact_after_a_restart(event, staff):
+def test_a_worker_killed_before_its_offset_commit_is_exact_after_a_restart(event, staff):
     buyers = [Buyer(event) for _ in range(3)]
     traffic(event, staff, buyers)
     relay()
     group = f"e2e-persistence-{uuid.uuid4().hex[:10]}"
 
     first = Running.of("persistence", group)
-    real_commit = first.consumer.offsets_commit
+    real_commit = first.worker.offsets_commit
     kills = []
 
     def offsets_commit_then_die(consumer, offsets):  # type: ignore[no-untyped-def]
@@ -372,7 +376,7 @@ def test_a_consumer_killed_before_its_offset_commit_is_exact_after_a_restart(eve
             raise Killed()
         real_commit(consumer, offsets)
 
-    first.consumer.offsets_commit = offsets_commit_then_die  # type: ignore[method-assign]
+    first.worker.offsets_commit = offsets_commit_then_die  # type: ignore[method-assign]
     first.start()
     first.thread.join(WAIT_S)
     assert not first.thread.is_alive()
@@ -382,7 +386,7 @@ def test_a_consumer_killed_before_its_offset_commit_is_exact_after_a_restart(eve
     assert applied > 0
     assert Reservation.objects.filter(event=event).exists()
 
-    # More happens while the consumer is down; then a new copy joins the same group.
+    # More happens while the worker is down; then a new copy joins the same group.
     alice, bob, _ = buyers
     free = free_seats(event)
     reservation = alice.buy(free[:1])["reservation_id"]
@@ -392,14 +396,14 @@ def test_a_consumer_killed_before_its_offset_commit_is_exact_after_a_restart(eve
 
     second = Running.of("persistence", group)
     results = []
-    real_process = second.consumer.batch_process
+    real_process = second.worker.batch_process
 
     def batch_process_recorded(records):  # type: ignore[no-untyped-def]
         result = real_process(records)
         results.append(result)
         return result
 
-    second.consumer.batch_process = batch_process_recorded  # type: ignore[method-assign]
+    second.worker.batch_process = batch_process_recorded  # type: ignore[method-assign]
     second.start()
     try:
         second.caught_up(event)

@@ -64,7 +64,8 @@ class ErrorSerializer(serializers.Serializer):
 
     code = serializers.CharField(help_text="Stable: what clients test (docs/api.md, Errors).")
     detail = serializers.CharField(help_text="For people; its wording may change.")
-    errors = serializers.DictField(
+    # A field, not Serializer.errors: the metaclass takes fields off the class.
+    errors = serializers.DictField(  # type: ignore[assignment]
         required=False, help_text="`invalid` only: what is wrong with each field of the body."
     )
     seats = serializers.ListField(

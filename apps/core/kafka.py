@@ -1,6 +1,8 @@
-"""Kafka helpers every process shares: one producer configuration, topic creation, envelopes.
+"""Kafka helpers every process shares: one producer configuration, topic creation, and the
+envelope's bytes (docs/architecture.md, Events on Kafka).
 
-Consumers live elsewhere; this module only holds what the publishing side and the tooling need.
+The workers that read the topics are apps/core/workers.py; the envelope's type and parsing
+are apps/core/envelopes.py.
 """
 
 import json
@@ -97,7 +99,3 @@ def envelope_encode(envelope: dict[str, Any]) -> bytes:
     """The envelope (docs/architecture.md, Events on Kafka) as compact UTF-8 JSON: the
     bytes a Kafka message carries."""
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def envelope_decode(value: bytes | str) -> dict[str, Any]:
-    return json.loads(value)

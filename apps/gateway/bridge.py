@@ -1,4 +1,4 @@
-"""The ``gateway`` Kafka consumer: seat and stats envelopes → one live frame per event.
+"""The ``gateway`` Kafka worker: seat and stats envelopes → one live frame per event.
 
 Zero business logic and no database: per polled batch, the envelopes of each event become
 one frame ``{"type": "changes", "event_id", "items": [...]}``, PUBLISHed to the event's live
@@ -14,12 +14,11 @@ first change goes out at once. The window grows with the event's audience
 (``coalesce_window_s``): each process spends at most about ``LIVE_WRITES_PER_S`` socket
 writes a second on an event, whatever its number of sockets.
 
-Unlike the projectors, the bridge keeps no ProjectionCursor rows: a client drops every item
-whose ``seq`` is not above what it has, so a redelivery after a crash or rebalance is
-harmless, and exactly-once would cost a transaction per batch for nothing.
-``batch_process`` is therefore overridden to skip the base's transaction and cursors;
-offsets are still committed only after the frames were published, so a crash redelivers
-rather than loses.
+Unlike the projections, the bridge is a plain KafkaWorker (apps/core/workers.py), with no
+transaction and no ProjectionCursor rows: a client drops every item whose ``seq`` is not
+above what it has, so a redelivery after a crash or rebalance is harmless, and exactly-once
+would cost a transaction per batch for nothing. The worker's loop commits the offsets only
+after ``batch_process`` published the frames, so a crash redelivers rather than loses.
 """
 
 import json
@@ -28,9 +27,11 @@ import time
 from typing import Any
 
 from django.conf import settings
+from kafka.consumer.fetcher import ConsumerRecord
 
-from apps.core.consumers import BatchResult, Envelope, KafkaBatchConsumer, consumer_register
+from apps.core.envelopes import Envelope
 from apps.core.redis import redis_client_get
+from apps.core.workers import BatchResult, KafkaWorker, worker_register
 from apps.gateway.fanout import live_channel, live_sockets_key
 
 log = logging.getLogger(__name__)
@@ -69,32 +70,32 @@ def live_frame(event_id: int, envelopes: list[Envelope]) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
-@consumer_register
-class GatewayBridge(KafkaBatchConsumer):
+@worker_register
+class GatewayBridge(KafkaWorker):
     name = "gateway"
     topic_settings = ("KAFKA_TOPIC_SEAT_EVENTS", "KAFKA_TOPIC_STATS_EVENTS")
     # Latency matters more than batching here: a short poll lets a stop be noticed quickly,
     # and poll() returns as soon as records arrive anyway.
     poll_timeout_ms = 250
 
+    # A fetch the broker holds open waits up to this long for data; the embedded broker
+    # answers it only then, not when data arrives, which put the hold → frame p99 at 214 ms
+    # with the client's 500 ms default, 64 ms with this (docs, Gateway). Idle, it costs 20
+    # empty fetches a second.
+    kafka_defaults = {"fetch_max_wait_ms": LIVE_FETCH_WAIT_MS}
+
     def __init__(self, *, group_id: str | None = None, **kafka_config: Any) -> None:
-        # A fetch the broker holds open waits up to this long for data; the embedded broker
-        # answers it only then, not when data arrives, which put the hold → frame p99 at
-        # 214 ms with the client's 500 ms default, 64 ms with this (docs, Gateway). Idle,
-        # it costs 20 empty fetches a second.
-        kafka_config.setdefault("fetch_max_wait_ms", LIVE_FETCH_WAIT_MS)
         super().__init__(group_id=group_id, **kafka_config)
         self._redis = redis_client_get()
         self._audiences: dict[int, tuple[float, int]] = {}  # event → (read at, sockets)
 
-    def batch_process(self, records: list) -> BatchResult:
+    def batch_process(self, records: list[ConsumerRecord]) -> BatchResult:
         """Publish one polled batch as one frame per event, in log order (see module)."""
         result = BatchResult()
         by_event: dict[int, list[Envelope]] = {}
-        for record in records:
-            message = self._decode(record)
+        for message in self.records_decode(records):
             if message.envelope is None:
-                # The projectors dead-letter it already; the gateway only has nothing to show.
+                # The projections dead-letter it; the gateway only has nothing to show.
                 result.dead_letters += 1
                 continue
             by_event.setdefault(message.envelope.event_id, []).append(message.envelope)
@@ -120,6 +121,3 @@ class GatewayBridge(KafkaBatchConsumer):
             sockets = max((int(count) for count in counts), default=0)
             self._audiences[event_id] = (now, sockets)
         return sockets
-
-    def consume_batch(self, messages: list[Envelope]) -> None:  # pragma: no cover
-        raise NotImplementedError("the gateway forwards raw records in batch_process")

@@ -1,4 +1,4 @@
-"""The gateway's consumers: the event WebSocket, and (imported from bridge.py) the Kafka bridge.
+"""The gateway's Channels consumer: the event WebSocket (the Kafka bridge is bridge.py).
 
 ``EventSocketConsumer`` serves ``/ws/events/<event_id>/`` (docs/architecture.md, Gateway):
 a snapshot on connect and on ``resync``, then the event's frames as the bridge published
@@ -37,13 +37,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.core import metrics
 from apps.core.http import buyer_id_peek
-from apps.gateway.bridge import GatewayBridge
 from apps.gateway.fanout import fanout_get
 from apps.gateway.snapshots import Missing, snapshot_get
 from apps.waitingroom.selectors import room_socket_frame
 from apps.waitingroom.store import room_channel
-
-__all__ = ["EventSocketConsumer", "GatewayBridge"]
 
 log = logging.getLogger(__name__)
 

@@ -117,7 +117,8 @@ class SnapshotFlights:
             del self._events[event_id]
             return
         self._start(event_id, event)
-        event.running.add_done_callback(lambda build: _pass_on(build, waiting))  # type: ignore[union-attr]
+        assert event.running is not None  # _start set it
+        event.running.add_done_callback(lambda build: _pass_on(build, waiting))
 
 
 def _pass_on(build: asyncio.Future, waiting: asyncio.Future) -> None:

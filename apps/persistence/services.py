@@ -3,7 +3,7 @@
 
 ``reservations_record`` takes a consumer's whole batch and writes it set-based, in a few
 statements whatever its size; the single-envelope services are the same code on a batch of
-one. They run inside the consumer's batch transaction (apps.core.consumers), which already
+one. They run inside the consumer's batch transaction (apps/core/projections.py), which already
 skips envelopes applied before; they are idempotent on their own as well, so replaying a
 dead letter by hand is safe.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from apps.core.consumers import Envelope
+from apps.core.envelopes import Envelope
 from apps.persistence.models import Reservation, ReservedSeat
 
 

@@ -76,14 +76,14 @@ def _event_cache_fill() -> Script:
 def event_public_get(*, event_id: int) -> PublicEvent | None:
     """The event if it is on sale or closed; None if it is unknown or a draft."""
     keys = _event_cache_keys(event_id)
-    cached, version = redis_client_get().mget(keys)
+    cached, version = redis_client_get().mget(keys)  # str: the client decodes responses
     if cached is not None:
-        return _event_from_json(cached) if cached else None
+        return _event_from_json(str(cached)) if cached else None
     row = (
         event_list()
         .filter(pk=event_id)
         .values("id", "name", "starts_at", "sale_status", "venue_name", "hold_ttl_seconds",
-                "max_seats_per_hold")
+                "max_seats_per_hold")  # type: ignore[misc]  # venue_name: event_list's annotation
         .first()
     )  # fmt: skip
     event = PublicEvent(**row) if row else None
@@ -98,7 +98,9 @@ def event_cache_forget(*, event_id: int) -> None:
     def forget() -> None:
         cached, version = _event_cache_keys(event_id)
         with redis_client_get().pipeline(transaction=True) as pipe:
-            pipe.incr(version).delete(cached).execute()
+            pipe.incr(version)
+            pipe.delete(cached)
+            pipe.execute()
 
     transaction.on_commit(forget)
 
@@ -257,6 +259,12 @@ def event_seat_prices(*, event_id: int) -> dict[str, Decimal]:
     """Seat key → its price category's price (cached like event_seat_places)."""
     event = Event.objects.select_related("venue").get(pk=event_id)
     return dict(event.venue.seats.values_list("key", "section__category__price"))
+
+
+def inventory_snapshot_get(*, event_id: int) -> inventory.Snapshot:
+    """Every non-free seat and hold of the event, consistent with one seq: what the read
+    side (seat map, live map, reconciliation) knows of the write side's Redis state."""
+    return inventory.inventory_snapshot(event_id=event_id)
 
 
 def event_index_problems(*, event_id: int) -> list[str]:

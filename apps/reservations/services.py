@@ -46,9 +46,9 @@ def section_seats_generate(*, section: Section, grid: SeatGrid, replace: bool = 
         if not replace:
             raise LayoutError([f"section {section.name} already has seats"])
         section.seats.all().delete()
-    clashes = Seat.objects.filter(venue=venue, key__in=[s.key for s in seats])
-    if clashes.exists():
-        raise LayoutError([f"seat key {clashes.first().key!r} already exists in this venue"])
+    clash = Seat.objects.filter(venue=venue, key__in=[s.key for s in seats]).first()
+    if clash is not None:
+        raise LayoutError([f"seat key {clash.key!r} already exists in this venue"])
     _seats_create(venue=venue, sections={section.name: section}, seats=seats)
     catalog_caches_forget()  # bulk writes send no signals (signals.py)
     return len(seats)
@@ -261,24 +261,38 @@ def _address_cap(*, holder: str, address: str | None) -> inventory.AddressCap | 
     return inventory.AddressCap(address, factor)
 
 
-def hold_extend(*, token: str, holder: str, admitted: bool = False) -> datetime:
+@dataclass(frozen=True)
+class Extension:
+    token: str
+    expires_at: datetime  # never past created + MAX_HOLD_TTLS × the event's hold ttl
+
+
+def hold_extend(*, token: str, holder: str, admitted: bool = False) -> Extension:
+    """Push the hold's expiry out by the event's hold ttl (no seat changes, so no seq)."""
     expires = inventory.inventory_extend(
         event_id=hold_token_event_id(token), token=token, holder=holder, admitted=admitted
     )
-    return _from_ms(expires)
+    return Extension(token, _from_ms(expires))
+
+
+@dataclass(frozen=True)
+class Release:
+    seats: list[str]  # the seats released: every seat of the hold when none were named
+    seq: int
 
 
 def hold_release(
     *, token: str, holder: str, seats: list[str] | None = None, admitted: bool = False
-) -> dict:
-    """Release ``seats`` of the hold, or all of it; returns {"seats", "seq"}."""
-    return inventory.inventory_release(
+) -> Release:
+    """Release ``seats`` of the hold, or all of it."""
+    result = inventory.inventory_release(
         event_id=hold_token_event_id(token),
         token=token,
         holder=holder,
         seats=seats or [],
         admitted=admitted,
     )
+    return Release(result["seats"], result["seq"])
 
 
 @dataclass(frozen=True)
@@ -316,22 +330,35 @@ def hold_token_event_id(token: str) -> int:
     return int(match[1])
 
 
-def seats_block(*, event: Event, seats: list[str]) -> int:
-    return inventory.inventory_block(event_id=event.pk, seats=seats)["seq"]
+@dataclass(frozen=True)
+class SeatsChange:
+    seats: list[str]
+    seq: int
 
 
-def seats_unblock(*, event: Event, seats: list[str]) -> int:
-    return inventory.inventory_unblock(event_id=event.pk, seats=seats)["seq"]
+def seats_block(*, event: Event, seats: list[str]) -> SeatsChange:
+    """Staff only: take free seats off sale (seat.blocked)."""
+    result = inventory.inventory_block(event_id=event.pk, seats=seats)
+    return SeatsChange(result["seats"], result["seq"])
 
 
-def reservation_cancel(*, event_id: int, reservation_id: str) -> int:
+def seats_unblock(*, event: Event, seats: list[str]) -> SeatsChange:
+    """Staff only: put blocked seats back on sale (seat.released, reason unblocked)."""
+    result = inventory.inventory_unblock(event_id=event.pk, seats=seats)
+    return SeatsChange(result["seats"], result["seq"])
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    reservation_id: str
+    seats: list[str]  # every seat of the reservation
+    seq: int
+
+
+def reservation_cancel(*, event_id: int, reservation_id: str) -> Cancellation:
     """Staff only: free the reservation's seats (seat.released, reason cancelled)."""
-    return inventory.inventory_cancel(event_id=event_id, reservation_id=reservation_id)["seq"]
-
-
-def inventory_snapshot_get(*, event_id: int) -> inventory.Snapshot:
-    """Every non-free seat and hold of the event, consistent with one seq (for read apps)."""
-    return inventory.inventory_snapshot(event_id=event_id)
+    result = inventory.inventory_cancel(event_id=event_id, reservation_id=reservation_id)
+    return Cancellation(reservation_id, result["seats"], result["seq"])
 
 
 def holds_expire() -> int:

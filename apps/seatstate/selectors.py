@@ -4,8 +4,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from apps.reservations.best_available import SeatPlace
-from apps.reservations.selectors import catalog_cached, event_seat_places, event_sections
-from apps.reservations.services import inventory_snapshot_get
+from apps.reservations.selectors import (
+    catalog_cached,
+    event_seat_places,
+    event_sections,
+    inventory_snapshot_get,
+)
 
 # One character per seat keeps a 50,000-seat map to a few hundred KB before gzip.
 STATE_CODES = {"free": "f", "held": "h", "mine": "m", "reserved": "r", "blocked": "b"}
@@ -44,7 +48,7 @@ def seat_map_get(*, event_id: int, buyer: str | None, section_id: int | None = N
         if section_id is not None and place.section_id != section_id:
             continue
         state, ref = snapshot.seat_state(place.key)
-        if state == "held":
+        if state == "held" and ref is not None:  # a held seat always names its hold
             holder = snapshot.holds[ref]["holder"]
             held_by[holder].append(place.key)
             if holder == buyer:

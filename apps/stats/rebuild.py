@@ -1,4 +1,5 @@
-"""Rebuild the stats projection from the whole ``seat-events`` topic."""
+"""Rebuild the stats projection from the whole ``seat-events`` topic (docs/architecture.md,
+Stats: ``manage.py rebuild_projections``)."""
 
 import logging
 import time
@@ -10,8 +11,8 @@ from kafka import KafkaConsumer, TopicPartition
 from apps.core.kafka import BOOTSTRAP_TIMEOUT_MS, topics_ensure
 from apps.core.models import ProjectionCursor
 from apps.stats.cache import stats_cache_clear
-from apps.stats.consumers import StatsConsumer
 from apps.stats.models import EventStats, SectionStats
+from apps.stats.workers import StatsWorker
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +23,18 @@ METADATA_WAIT_S = 30
 def stats_rebuild() -> tuple[int, int]:
     """Drop the stats and replay every partition from its first to its current last offset.
 
-    Returns (messages read, events with stats). Stop the ``stats`` consumer first: it would
-    write the rows this deletes. Each batch is applied as the consumer applies it (cursors,
+    Returns (messages read, events with stats). Stop the ``stats`` worker first: it would
+    write the rows this deletes. Each batch is applied as the worker applies it (cursors,
     dead letters), and the final stats.updated of every event is published at the end.
     """
     topic = settings.KAFKA_TOPIC_SEAT_EVENTS
     with transaction.atomic():
         SectionStats.objects.all().delete()
         EventStats.objects.all().delete()
-        ProjectionCursor.objects.filter(consumer=StatsConsumer.name).delete()
+        ProjectionCursor.objects.filter(consumer=StatsWorker.name).delete()
     stats_cache_clear()
     topics_ensure([topic])
-    projector = StatsConsumer()
+    projector = StatsWorker()
     reader = KafkaConsumer(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
         group_id=None,  # no group: no offsets to commit, no rebalance, every partition
@@ -55,13 +56,11 @@ def stats_rebuild() -> tuple[int, int]:
             elif all(reader.position(tp) >= ends[tp] for tp in partitions):
                 # Past the end offsets and nothing more to fetch. Both, because a broker may
                 # under-report the end (Tansu 0.6 gives a batch's base offset + 1); messages
-                # published meanwhile are replayed too, and the live consumer skips them.
+                # published meanwhile are replayed too, and the live worker skips them.
                 break
     finally:
         reader.close(autocommit=False)
-        projector.before_stop()  # the final stats.updated of every event rebuilt
-        if projector._producer is not None:  # the base's dead-letter producer, if it was used
-            projector._producer.close(timeout=5)
+        projector.close()  # publishes the final stats.updated of every event rebuilt
     return read, EventStats.objects.count()
 
 

@@ -7,8 +7,7 @@ consumers have caught up, every difference found here is a bug or lost events.
 from collections import Counter
 
 from apps.persistence.selectors import event_reserved_seats, event_revenue
-from apps.reservations.selectors import event_seat_places, event_sections
-from apps.reservations.services import inventory_snapshot_get
+from apps.reservations.selectors import event_seat_places, event_sections, inventory_snapshot_get
 from apps.stats.models import EventStats, SectionStats
 
 STATES = ("free", "held", "reserved", "blocked")

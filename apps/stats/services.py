@@ -13,7 +13,7 @@ from django.utils import timezone
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from apps.core.consumers import Envelope
+from apps.core.envelopes import Envelope
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.reservations.models import Event, Seat, Section
 from apps.reservations.selectors import catalog_cached, event_sections

@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.addresses import client_address
+from apps.core.exceptions import ErrorSerializer, error_responses
 from apps.core.http import buyer_id_get, buyer_id_peek
-from apps.reservations.apis import CommandApi
+from apps.reservations.apis import BUYER_ERRORS, COMMAND_ERRORS, CommandApi
 from apps.reservations.selectors import event_public_get
 from apps.waitingroom import services
 from apps.waitingroom.passes import pass_cookie_name
@@ -44,6 +45,15 @@ class RoomOutputSerializer(serializers.Serializer):
     place = PlaceSerializer(allow_null=True)
 
 
+@extend_schema_serializer(component_name="NotYourTurnError")
+class NotYourTurnErrorSerializer(ErrorSerializer):
+    """The Error body, and with `not_your_turn` the room where the buyer waits."""
+
+    room = RoomOutputSerializer(
+        required=False, help_text="`not_your_turn`: the room as `GET` shows it, with your place."
+    )
+
+
 def _event_check(event_id: int) -> None:
     if event_public_get(event_id=event_id) is None:
         raise Http404
@@ -63,12 +73,20 @@ class RoomApi(CommandApi):
         # Reading is not a command: the socket pushes changes, this is for a first look.
         return [] if self.request.method == "GET" else super().get_throttles()
 
-    @extend_schema(responses={200: RoomOutputSerializer})
+    @extend_schema(responses={200: RoomOutputSerializer, **error_responses({404: ["not_found"]})})
     def get(self, request: Request, event_id: int) -> Response:
         _event_check(event_id)
         return Response(room_status(event_id=event_id, buyer=buyer_id_peek(request)))
 
-    @extend_schema(request=None, responses={200: RoomOutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: RoomOutputSerializer,
+            **error_responses(
+                COMMAND_ERRORS, BUYER_ERRORS, {404: ["not_found"], 429: ["too_many_places"]}
+            ),
+        },
+    )
     def post(self, request: Request, event_id: int) -> Response:
         _event_check(event_id)
         if buyer_id_peek(request) is None:
@@ -94,7 +112,21 @@ class RoomPassApi(CommandApi):
 
     command = "pass"
 
-    @extend_schema(request=None, responses={200: PassOutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: PassOutputSerializer,
+            **error_responses(
+                COMMAND_ERRORS,
+                {
+                    404: ["not_found", "not_in_queue"],
+                    409: ["not_your_turn"],
+                    410: ["place_expired"],
+                },
+                shapes={409: NotYourTurnErrorSerializer},
+            ),
+        },
+    )
     def post(self, request: Request, event_id: int) -> Response:
         _event_check(event_id)
         # Without a session there is no place (404 not_in_queue), unless no room is on and

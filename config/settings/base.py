@@ -116,7 +116,8 @@ SEATS_REDIS_PREFIX = env("SEATS_REDIS_PREFIX", default="seats")
 # recently used keys), because eviction is a setting of the whole server: on the
 # inventory's Redis (noeviction) it could otherwise only ever be all or nothing, and a
 # seat must never be evicted. Unset, it is the inventory's server (make run and tests:
-# nothing there is capped, so nothing is evicted; docs/architecture.md, Sessions).
+# nothing there is capped, so nothing is evicted; docs/architecture.md, "Sessions and
+# Redis memory").
 CACHE_REDIS_URL = env("CACHE_REDIS_URL", default=REDIS_URL)
 # apps/core/sessions.py: Django's cache sessions, except that an anonymous buyer's expires
 # after this many seconds without use (logged-in users keep SESSION_COOKIE_AGE). Longer

@@ -1,13 +1,18 @@
-"""For tests that run parts of the pipeline for real: the outbox relay once, Kafka consumers
-in threads, and waiting for what they do."""
+"""For tests that run parts of the pipeline for real: the outbox relay once, Kafka workers
+in threads, reading a topic, and waiting for what they do."""
 
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
 from apps.core.kafka import kafka_producer_create
-from apps.reservations.relay import outbox_relay_once
+from apps.reservations.lease import Leases
+from apps.reservations.relay import RelayPublishError, outbox_publish
 
 # A guard against hanging (Tansu's first consumer-group join takes seconds), not a timing.
 WAIT_S = 90
@@ -21,6 +26,28 @@ def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = WAI
         time.sleep(0.05)
 
 
+def outbox_relay_once(*, producer: KafkaProducer) -> int:
+    """Publish what the outboxes hold now, for every event no other relay leases, with the
+    relay's own passes (apps/reservations/relay.py), then hand the leases back.
+
+    Returns how many entries the broker acknowledged (and were trimmed). Raises
+    RelayPublishError when some were not; they stay in their streams.
+    """
+    leases = Leases()
+    acknowledged = 0
+    try:
+        leases.refresh(force=True)
+        while True:
+            result = outbox_publish(producer=producer, leases=leases)
+            acknowledged += result.acknowledged
+            if result.error is not None:
+                raise RelayPublishError(acknowledged=acknowledged, cause=result.error)
+            if not result.full:
+                return acknowledged
+    finally:
+        leases.release()
+
+
 def relay() -> int:
     """Publish every outbox entry once (as `manage.py relay_outbox` would); how many."""
     producer = kafka_producer_create()
@@ -30,21 +57,58 @@ def relay() -> int:
         producer.close(timeout=5)
 
 
+def topic_records(topic: str) -> list[ConsumerRecord]:
+    """Every record on ``topic`` so far: partition after partition, each in log order.
+
+    No consumer group (a join costs seconds on Tansu): every partition is read from its
+    start up to the end offset the broker reports when the read begins.
+    """
+    reader = KafkaConsumer(
+        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None, enable_auto_commit=False
+    )
+    try:
+        wait_until(lambda: bool(reader.partitions_for_topic(topic)), f"topic {topic}", timeout=10)
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic))]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
+        ends = reader.end_offsets(partitions)
+        read: dict[TopicPartition, list[ConsumerRecord]] = {tp: [] for tp in partitions}
+
+        def take(timeout_ms: int) -> bool:
+            polled = reader.poll(timeout_ms=timeout_ms)
+            for tp, records in polled.items():
+                read[tp] += records
+            return bool(polled)
+
+        def at_end() -> bool:
+            take(100)
+            return all(reader.position(tp) >= ends[tp] for tp in partitions)
+
+        wait_until(at_end, f"the end of {topic}", timeout=30)
+        # A broker may report less than the end (Tansu 0.6: a batch's base offset + 1, see
+        # apps/stats/rebuild.py); a fetch brings whole batches, so the rest is in hand.
+        while take(0):
+            pass
+        return [record for tp in partitions for record in read[tp]]
+    finally:
+        reader.close(autocommit=False)
+
+
 class Running:
-    """Consumers of the given classes in threads, each in a consumer group of the test's own,
-    until the block ends; a consumer that crashed fails the test there."""
+    """Workers of the given classes in threads, each in a consumer group of the test's own,
+    until the block ends; a worker that crashed fails the test there."""
 
     def __init__(self, *classes: type) -> None:
-        self.consumers = [cls(group_id=f"test-{uuid.uuid4().hex[:10]}") for cls in classes]
+        self.workers = [cls(group_id=f"test-{uuid.uuid4().hex[:10]}") for cls in classes]
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.threads = [
-            threading.Thread(target=self._run, args=(c,), daemon=True) for c in self.consumers
+            threading.Thread(target=self._run, args=(w,), daemon=True) for w in self.workers
         ]
 
-    def _run(self, consumer) -> None:
+    def _run(self, worker) -> None:  # type: ignore[no-untyped-def]
         try:
-            consumer.run(self.stop)
+            worker.run(self.stop)
         except BaseException as exc:  # handed to the test
             self.errors.append(exc)
 
@@ -57,5 +121,5 @@ class Running:
         self.stop.set()
         for thread in self.threads:
             thread.join(WAIT_S)
-            assert not thread.is_alive(), "a consumer did not stop"
+            assert not thread.is_alive(), "a worker did not stop"
         assert not self.errors, self.errors

@@ -10,14 +10,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from kafka import KafkaConsumer
 
-from apps.core.consumers import consumer_class_get
 from apps.core.kafka import topics_ensure
 from apps.core.tests.pipeline import WAIT_S, Running, relay
+from apps.core.workers import worker_class_get
 from apps.gateway.bridge import GatewayBridge
 from apps.gateway.tests.test_consumers import TIMEOUT, connected, run, sale_open
 from apps.reservations import services
 from apps.reservations.models import Event
-from apps.stats.consumers import StatsConsumer
+from apps.stats.workers import StatsWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,7 @@ def holds_make(event_id: int) -> list[int]:
 
 
 def test_the_bridge_is_registered_as_gateway():
-    assert consumer_class_get("gateway") is GatewayBridge
+    assert worker_class_get("gateway") is GatewayBridge
     assert GatewayBridge.topic_settings == ("KAFKA_TOPIC_SEAT_EVENTS", "KAFKA_TOPIC_STATS_EVENTS")
 
 
@@ -62,7 +62,7 @@ def test_published_envelopes_reach_the_events_sockets_in_order(sale):
         assert [m["data"]["seats"] for m in seat] == [[f"A-1-{n}"] for n in range(1, HOLDS + 1)]
         await client.disconnect()
 
-    with Running(GatewayBridge, StatsConsumer):
+    with Running(GatewayBridge, StatsWorker):
         run(body)
 
 
@@ -89,7 +89,7 @@ def test_the_bridge_writes_nothing_to_the_database(sale, django_assert_num_queri
     assert len(records) == HOLDS
     with django_assert_num_queries(0):
         result = bridge.batch_process(records)
-    bridge.before_stop()
+    bridge.close()
     assert result.applied == HOLDS
 
 
@@ -105,7 +105,7 @@ def test_the_coalescing_window_grows_with_the_audience_within_its_bounds(setting
 
 
 def test_a_frame_carries_what_a_map_applies_in_order_and_only_the_newest_stats():
-    from apps.core.consumers import envelope_parse
+    from apps.core.envelopes import envelope_parse
     from apps.gateway.bridge import live_frame
 
     def envelope(seq: int, kind: str, data: dict) -> object:

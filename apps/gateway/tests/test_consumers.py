@@ -4,6 +4,7 @@ real per-process fan-out over Redis Pub/Sub and the real seat inventory."""
 import asyncio
 import json
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -11,8 +12,9 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from prometheus_client import REGISTRY
 
-from apps.core.consumers import envelope_parse
+from apps.core.envelopes import envelope_parse
 from apps.core.redis import redis_client_get
 from apps.gateway import snapshots
 from apps.gateway.bridge import live_frame
@@ -30,12 +32,13 @@ ORIGIN_OK = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
 
 
 @pytest.fixture
-def sale() -> Event:
+def one_row_sale() -> Event:
+    """An event on sale: one row, seats A-1-1..3 at 50.00."""
     return sale_open()
 
 
 def sale_open() -> Event:
-    """An event on sale: seats A-1-1..3 at 50.00."""
+    """An event on sale: seats A-1-1..3 at 50.00 (test_bridge.py's too)."""
     section = SectionFactory(name="A", category__price=Decimal("50.00"))
     for number in (1, 2, 3):
         SeatFactory(section=section, row="1", number=number)
@@ -47,6 +50,21 @@ def sale_open() -> Event:
 def run(body: Callable[[], Awaitable[None]]) -> None:
     """Run an async test body (no pytest-asyncio here); DB calls go to this thread."""
     async_to_sync(body)()
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait until ``condition()`` holds, letting the loop (the fan-out, the consumers) run;
+    at most TIMEOUT."""
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up after {TIMEOUT} s waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def frames_handed_out() -> float:
+    """Frames this process's fan-out has handed to its sockets (sent, or held back for a
+    snapshot) and snapshots sent: the FRAMES_SENT counter."""
+    return REGISTRY.get_sample_value("seats_ws_frames_sent_total") or 0.0
 
 
 def communicator(event_id: int, headers: list | None = None) -> WebsocketCommunicator:
@@ -88,17 +106,26 @@ def states(snapshot: dict) -> str:
     return "".join(row["states"] for s in snapshot["seats"] for row in s["rows"])
 
 
-def test_snapshot_on_connect(sale):
+def test_snapshot_on_connect(one_row_sale):
     async def body():
-        client, snapshot = await connected(sale.pk)
-        assert snapshot["seq"] == 0 and snapshot["event_id"] == sale.pk
+        client, snapshot = await connected(one_row_sale.pk)
+        assert snapshot["seq"] == 0 and snapshot["event_id"] == one_row_sale.pk
         assert [s["name"] for s in snapshot["seats"]] == ["A"]
         assert snapshot["seats"][0]["rows"] == [{"row": "1", "numbers": [1, 2, 3], "states": "fff"}]
         assert snapshot["stats"]["total"] == 3 and snapshot["stats"]["free"] == 3
-        assert snapshot["stats"]["event_id"] == sale.pk
+        assert snapshot["stats"]["event_id"] == one_row_sale.pk
         await client.disconnect()
 
     run(body)
+
+
+async def joined(event_id: int) -> None:
+    """Until the event's live channel has its subscriber: a socket that connected has then
+    joined the fan-out, and takes every frame published from now on."""
+    channel = live_channel(event_id)
+    await eventually(
+        lambda: dict(redis_client_get().pubsub_numsub(channel))[channel] == 1, "the subscribe"
+    )
 
 
 def publish(event_id: int, texts: list[str]) -> str:
@@ -108,11 +135,13 @@ def publish(event_id: int, texts: list[str]) -> str:
     return frame
 
 
-def test_a_frame_reaches_every_socket_of_the_event_as_published(sale):
+def test_a_frame_reaches_every_socket_of_the_event_as_published(one_row_sale):
     async def body():
-        client, _ = await connected(sale.pk)
-        other, _ = await connected(sale.pk)
-        frame = publish(sale.pk, [envelope_text(sale.pk, seq, [f"A-1-{seq}"]) for seq in (1, 2)])
+        client, _ = await connected(one_row_sale.pk)
+        other, _ = await connected(one_row_sale.pk)
+        frame = publish(
+            one_row_sale.pk, [envelope_text(one_row_sale.pk, seq, [f"A-1-{seq}"]) for seq in (1, 2)]
+        )
         for c in (client, other):
             assert await c.receive_from(timeout=TIMEOUT) == frame
         assert json.loads(frame)["items"][1]["seq"] == 2
@@ -122,30 +151,30 @@ def test_a_frame_reaches_every_socket_of_the_event_as_published(sale):
     run(body)
 
 
-def test_other_events_frames_are_not_sent(sale):
+def test_other_events_frames_are_not_sent(one_row_sale):
     async def body():
-        client, _ = await connected(sale.pk)
-        publish(sale.pk + 1000, [envelope_text(sale.pk + 1000, 1, [])])
-        mine = publish(sale.pk, [envelope_text(sale.pk, 1, ["A-1-1"])])
+        client, _ = await connected(one_row_sale.pk)
+        publish(one_row_sale.pk + 1000, [envelope_text(one_row_sale.pk + 1000, 1, [])])
+        mine = publish(one_row_sale.pk, [envelope_text(one_row_sale.pk, 1, ["A-1-1"])])
         assert await client.receive_from(timeout=TIMEOUT) == mine
         await client.disconnect()
 
     run(body)
 
 
-def test_one_subscription_per_event_and_process_whatever_the_sockets(sale):
-    channel = live_channel(sale.pk)
+def test_one_subscription_per_event_and_process_whatever_the_sockets(one_row_sale):
+    channel = live_channel(one_row_sale.pk)
 
     def subscribers() -> int:
         return dict(redis_client_get().pubsub_numsub(channel))[channel]
 
     async def body():
-        clients = [(await connected(sale.pk))[0] for _ in range(3)]
+        clients = [(await connected(one_row_sale.pk))[0] for _ in range(3)]
         assert subscribers() == 1
         for client in clients:
             await client.disconnect()
-        await asyncio.sleep(0.2)  # the unsubscribe is sent as the last socket leaves
-        assert subscribers() == 0
+        # The unsubscribe is sent as the last socket leaves.
+        await eventually(lambda: subscribers() == 0, "the unsubscribe")
 
     run(body)
 
@@ -164,16 +193,17 @@ def snapshot_release(monkeypatch) -> threading.Event:
     return release
 
 
-def test_frames_published_while_the_snapshot_is_built_come_after_it(sale, snapshot_release):
+def test_frames_published_while_the_snapshot_is_built_come_after_it(one_row_sale, snapshot_release):
     frame_delivered = snapshot_release  # the frame is published (and held back) first
 
     async def body():
-        client = communicator(sale.pk)
+        client = communicator(one_row_sale.pk)
         accepted, _ = await client.connect(timeout=TIMEOUT)
         assert accepted
-        await asyncio.sleep(0.2)  # joined: the socket takes frames from now on
-        frame = publish(sale.pk, [envelope_text(sale.pk, 1, ["A-1-1"])])
-        await asyncio.sleep(0.2)
+        await joined(one_row_sale.pk)  # the socket takes frames from now on
+        handed_out = frames_handed_out()
+        frame = publish(one_row_sale.pk, [envelope_text(one_row_sale.pk, 1, ["A-1-1"])])
+        await eventually(lambda: frames_handed_out() == handed_out + 1, "the frame held back")
         frame_delivered.set()
         first = await client.receive_json_from(timeout=TIMEOUT)
         assert first["type"] == "snapshot"
@@ -183,7 +213,7 @@ def test_frames_published_while_the_snapshot_is_built_come_after_it(sale, snapsh
     run(body)
 
 
-def test_sockets_connecting_together_share_one_snapshot_build(sale, monkeypatch):
+def test_sockets_connecting_together_share_one_snapshot_build(one_row_sale, monkeypatch):
     builds = []
     build = snapshots._build
 
@@ -195,7 +225,7 @@ def test_sockets_connecting_together_share_one_snapshot_build(sale, monkeypatch)
     monkeypatch.setattr(snapshots, "_build", counted_build)
 
     async def body():
-        clients = [communicator(sale.pk) for _ in range(20)]
+        clients = [communicator(one_row_sale.pk) for _ in range(20)]
         # The first build starts with the first socket; the others ask while it runs.
         # Those that joined after it started wait for the next one, which serves them all.
         results = await asyncio.gather(*(c.connect(timeout=TIMEOUT) for c in clients))
@@ -209,13 +239,13 @@ def test_sockets_connecting_together_share_one_snapshot_build(sale, monkeypatch)
     run(body)
 
 
-def test_resync_sends_a_fresh_snapshot(sale):
+def test_resync_sends_a_fresh_snapshot(one_row_sale):
     async def body():
-        client, first = await connected(sale.pk)
+        client, first = await connected(one_row_sale.pk)
         from channels.db import database_sync_to_async
 
         hold = await database_sync_to_async(services.hold_create)(
-            event_id=sale.pk, holder="session:someone", seats=["A-1-2"]
+            event_id=one_row_sale.pk, holder="session:someone", seats=["A-1-2"]
         )
         await client.send_json_to({"type": "resync"})
         fresh = await client.receive_json_from(timeout=TIMEOUT)
@@ -227,9 +257,9 @@ def test_resync_sends_a_fresh_snapshot(sale):
     run(body)
 
 
-def test_ping_pong(sale):
+def test_ping_pong(one_row_sale):
     async def body():
-        client, _ = await connected(sale.pk)
+        client, _ = await connected(one_row_sale.pk)
         await client.send_json_to({"type": "ping"})
         assert await client.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
         await client.disconnect()
@@ -237,10 +267,10 @@ def test_ping_pong(sale):
     run(body)
 
 
-def test_origin_of_another_host_is_refused(sale):
+def test_origin_of_another_host_is_refused(one_row_sale):
     async def body():
         client = communicator(
-            sale.pk, headers=[(b"origin", b"http://evil.example"), (b"host", b"localhost")]
+            one_row_sale.pk, headers=[(b"origin", b"http://evil.example"), (b"host", b"localhost")]
         )
         accepted, _ = await client.connect(timeout=TIMEOUT)
         assert not accepted
@@ -249,11 +279,11 @@ def test_origin_of_another_host_is_refused(sale):
     run(body)
 
 
-def test_unknown_and_draft_events_close_4404(sale):
-    draft = EventFactory(venue=sale.venue, sale_status=Event.SaleStatus.DRAFT)
+def test_unknown_and_draft_events_close_4404(one_row_sale):
+    draft = EventFactory(venue=one_row_sale.venue, sale_status=Event.SaleStatus.DRAFT)
 
     async def body():
-        for event_id in (sale.pk + 1000, draft.pk):
+        for event_id in (one_row_sale.pk + 1000, draft.pk):
             client = communicator(event_id)
             accepted, _ = await client.connect(timeout=TIMEOUT)
             assert accepted  # accepted first, so the browser sees the code
@@ -275,9 +305,9 @@ def test_unknown_and_draft_events_close_4404(sale):
     ],
     ids=["invalid-json", "not-an-object", "unknown-type", "no-type", "too-big", "binary"],
 )
-def test_garbage_closes_4400(sale, frame):
+def test_garbage_closes_4400(one_row_sale, frame):
     async def body():
-        client, _ = await connected(sale.pk)
+        client, _ = await connected(one_row_sale.pk)
         if isinstance(frame, bytes):
             await client.send_to(bytes_data=frame)
         else:
@@ -288,9 +318,9 @@ def test_garbage_closes_4400(sale, frame):
     run(body)
 
 
-def test_flood_closes_4429(sale):
+def test_flood_closes_4429(one_row_sale):
     async def body():
-        client, _ = await connected(sale.pk)
+        client, _ = await connected(one_row_sale.pk)
         for _ in range(FLOOD_MAX_MESSAGES):
             await client.send_json_to({"type": "ping"})
             assert await client.receive_json_from(timeout=TIMEOUT) == {"type": "pong"}
@@ -301,14 +331,14 @@ def test_flood_closes_4429(sale):
     run(body)
 
 
-def test_a_buyers_own_hold_is_mine_in_their_snapshot(sale):
+def test_a_buyers_own_hold_is_mine_in_their_snapshot(one_row_sale):
     from django.conf import settings
     from django.test import Client
 
     browser = Client()
     browser.session  # noqa: B018 - saves a session and sets its cookie, as a page load would
     response = browser.post(
-        f"/api/events/{sale.pk}/holds",
+        f"/api/events/{one_row_sale.pk}/holds",
         data=json.dumps({"seats": ["A-1-2"]}),
         content_type="application/json",
     )
@@ -317,14 +347,14 @@ def test_a_buyers_own_hold_is_mine_in_their_snapshot(sale):
     cookie = f"{settings.SESSION_COOKIE_NAME}={session_id}".encode()
 
     async def body():
-        mine = communicator(sale.pk, headers=[*ORIGIN_OK, (b"cookie", cookie)])
+        mine = communicator(one_row_sale.pk, headers=[*ORIGIN_OK, (b"cookie", cookie)])
         accepted, _ = await mine.connect(timeout=TIMEOUT)
         assert accepted
         snapshot = await mine.receive_json_from(timeout=TIMEOUT)
         assert snapshot["type"] == "snapshot" and snapshot["seq"] == response.json()["seq"]
         # The seat states are shared by every socket; whose holds are whose is not.
         assert (states(snapshot), snapshot["mine"]) == ("fhf", ["A-1-2"])
-        anonymous, theirs = await connected(sale.pk)  # someone else's hold: just held
+        anonymous, theirs = await connected(one_row_sale.pk)  # someone else's hold: just held
         assert (states(theirs), theirs["mine"]) == ("fhf", [])
         await mine.disconnect()
         await anonymous.disconnect()
@@ -332,9 +362,9 @@ def test_a_buyers_own_hold_is_mine_in_their_snapshot(sale):
     run(body)
 
 
-def test_an_event_on_sale_but_not_in_the_inventory_closes_4409(sale):
+def test_an_event_on_sale_but_not_in_the_inventory_closes_4409(one_row_sale):
     # On sale in the database, but event_open_sale never loaded its seats into Redis.
-    listed = EventFactory(venue=sale.venue, sale_status=Event.SaleStatus.ON_SALE)
+    listed = EventFactory(venue=one_row_sale.venue, sale_status=Event.SaleStatus.ON_SALE)
 
     async def body():
         client = communicator(listed.pk)
@@ -346,41 +376,45 @@ def test_an_event_on_sale_but_not_in_the_inventory_closes_4409(sale):
     run(body)
 
 
-def test_each_process_reports_its_sockets_of_the_event_for_the_bridge(sale):
-    from apps.gateway.fanout import LIVE_REPORT_S, live_sockets_key
+def test_each_process_reports_its_sockets_of_the_event_for_the_bridge(one_row_sale):
+    from apps.gateway.fanout import live_sockets_key
 
-    key = live_sockets_key(sale.pk)
+    key = live_sockets_key(one_row_sale.pk)
+
+    def reported() -> list[int]:
+        """Each process's count of the event's sockets (here one process: the test's)."""
+        return [int(n) for n in redis_client_get().hvals(key)]
 
     async def body():
-        clients = [(await connected(sale.pk))[0] for _ in range(3)]
-        await asyncio.sleep(LIVE_REPORT_S + 0.3)
-        assert [int(n) for n in redis_client_get().hvals(key)] == [3]
+        clients = [(await connected(one_row_sale.pk))[0] for _ in range(3)]
+        await eventually(lambda: reported() == [3], "three sockets reported")
         await clients[0].disconnect()
-        await asyncio.sleep(LIVE_REPORT_S + 0.3)
-        assert [int(n) for n in redis_client_get().hvals(key)] == [2]
+        await eventually(lambda: reported() == [2], "two sockets reported")
         for client in clients[1:]:
             await client.disconnect()
-        await asyncio.sleep(LIVE_REPORT_S + 0.3)
-        assert redis_client_get().hvals(key) == []
+        await eventually(lambda: reported() == [], "the report taken back")
 
     run(body)
 
 
-def test_frames_held_back_for_a_slow_snapshot_are_bounded(sale, snapshot_release):
+def test_frames_held_back_for_a_slow_snapshot_are_bounded(one_row_sale, snapshot_release):
     from apps.gateway.consumers import MAX_WAITING_FRAMES
 
     release = snapshot_release
 
     async def body():
-        client = communicator(sale.pk)
+        client = communicator(one_row_sale.pk)
         accepted, _ = await client.connect(timeout=TIMEOUT)
         assert accepted
-        await asyncio.sleep(0.2)
+        await joined(one_row_sale.pk)
+        handed_out = frames_handed_out()
         frames = [
-            publish(sale.pk, [envelope_text(sale.pk, seq, ["A-1-1"])])
+            publish(one_row_sale.pk, [envelope_text(one_row_sale.pk, seq, ["A-1-1"])])
             for seq in range(1, MAX_WAITING_FRAMES + 51)
         ]
-        await asyncio.sleep(0.5)
+        await eventually(
+            lambda: frames_handed_out() == handed_out + len(frames), "every frame handed out"
+        )
         release.set()
         assert (await client.receive_json_from(timeout=TIMEOUT))["type"] == "snapshot"
         held = [await client.receive_from(timeout=TIMEOUT) for _ in range(MAX_WAITING_FRAMES)]

@@ -33,7 +33,7 @@ from apps.reservations.tests.factories import (
     SectionFactory,
     VenueFactory,
 )
-from apps.stats.consumers import StatsConsumer
+from apps.stats.workers import StatsWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -321,5 +321,5 @@ def test_two_browsers_keep_the_same_map_as_the_seat_map_api(live_sale, django_us
         for browser in (first, second, lossy):
             await browser.client.disconnect()
 
-    with Running(GatewayBridge, StatsConsumer):
+    with Running(GatewayBridge, StatsWorker):
         run(body)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime
 
-from apps.core.consumers import Envelope, envelope_parse
+from apps.core.envelopes import Envelope, envelope_parse
 from apps.core.redis import redis_client_get
 from apps.reservations import services
 from apps.reservations.models import Event

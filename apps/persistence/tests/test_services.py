@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError
 
-from apps.core.consumers import envelope_parse
+from apps.core.envelopes import envelope_parse
 from apps.persistence.models import Reservation, ReservedSeat
 from apps.persistence.services import (
     EnvelopeDataInvalid,

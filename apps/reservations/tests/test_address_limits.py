@@ -35,10 +35,9 @@ OTHER = inventory.AddressCap("203.0.113.9", factor=2)
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    now = [T0]
-    monkeypatch.setattr(inventory, "clock_ms", lambda: now[0])
-    return now
+def clock_start() -> int:
+    """Where ``clock`` (conftest.py) starts in these tests."""
+    return T0
 
 
 @pytest.fixture
@@ -156,7 +155,7 @@ def test_released_reserved_and_expired_holds_free_the_room(loaded, clock):
     refused_at_the_address(["A-1-11"], "session:f")
 
     # Expired holds count for nothing, before the sweep ends them as after.
-    clock[0] += TTL
+    clock.advance(TTL)
     hold(["A-1-11", "A-1-12", "A-1-13"], "session:f")
     hold(["A-1-14", "A-1-15", "A-1-16"], "session:g")
     refused_at_the_address(["A-1-17"], "session:h")
@@ -172,7 +171,7 @@ def test_ended_holds_leave_nothing_under_the_address(loaded, clock):
     }  # fmt: skip
 
     inventory.inventory_release(event_id=EVENT, token=a, holder="session:a", seats=[])
-    clock[0] += TTL
+    clock.advance(TTL)
     assert inventory.inventory_expire(event_id=EVENT) == 2
 
     assert redis_client_get().hgetall(event_keys(EVENT).holders) == {}
@@ -184,9 +183,10 @@ SCRIPT_ADDRESS = "198.51.100.7"
 
 
 @pytest.fixture
-def sale(db, clock, settings) -> Event:
-    """Two seats per buyer: an address may hold 4 × 2 (SEATS_ADDRESS_HOLD_FACTOR, 4).
-    No proxy is trusted: the address is REMOTE_ADDR, whatever X-Forwarded-For says."""
+def capped_sale(db, clock, settings) -> Event:
+    """An event on sale at two seats per buyer, so an address may hold 4 × 2
+    (SEATS_ADDRESS_HOLD_FACTOR, 4); 24 seats, A-1-1..12 and A-2-1..12. No proxy is
+    trusted: the address is REMOTE_ADDR, whatever X-Forwarded-For says."""
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 0}
     settings.SEATS_ADDRESS_HOLD_FACTOR = 4
     settings.SEATS_NEW_BUYERS_PER_ADDRESS = 30
@@ -211,92 +211,113 @@ def held_seats(event: Event) -> int:
     return len(inventory.inventory_snapshot(event_id=event.pk).taken())
 
 
-def test_a_script_dropping_cookies_holds_at_most_the_address_cap(sale):
+def test_a_script_dropping_cookies_holds_at_most_the_address_cap(capped_sale):
     answers = []
     for n in range(1, 13):
         # A new browser every time, and a made-up X-Forwarded-For: no proxy is trusted
         # (SEATS_TRUSTED_PROXIES 0), so both are the one address.
         script = Client(REMOTE_ADDR=SCRIPT_ADDRESS)
         forged = {"HTTP_X_FORWARDED_FOR": f"10.0.0.{n}"} if n % 2 else {}
-        answers.append(hold_http(script, sale, [f"A-1-{n}"], **forged))
+        answers.append(hold_http(script, capped_sale, [f"A-1-{n}"], **forged))
 
     assert [a.status_code for a in answers] == [201] * 8 + [422] * 4
     assert {a.json()["code"] for a in answers[8:]} == {"address_limit_exceeded"}
     assert answers[8].json()["limit"] == 8 and answers[8].json()["held"] == 8
-    assert held_seats(sale) == 8
+    assert held_seats(capped_sale) == 8
     # A buyer elsewhere is not affected.
-    assert hold_http(Client(REMOTE_ADDR="192.0.2.1"), sale, ["A-2-1", "A-2-2"]).status_code == 201
+    assert (
+        hold_http(Client(REMOTE_ADDR="192.0.2.1"), capped_sale, ["A-2-1", "A-2-2"]).status_code
+        == 201
+    )
 
 
-def test_a_logged_in_buyer_is_not_counted_against_the_address(sale, django_user_model):
+def test_a_logged_in_buyer_is_not_counted_against_the_address(capped_sale, django_user_model):
     for n in range(1, 9):
-        assert hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), sale, [f"A-1-{n}"]).status_code == 201
+        assert (
+            hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), capped_sale, [f"A-1-{n}"]).status_code
+            == 201
+        )
     member = Client(REMOTE_ADDR=SCRIPT_ADDRESS)
     member.force_login(django_user_model.objects.create_user("member"))
 
-    assert hold_http(member, sale, ["A-2-1", "A-2-2"]).status_code == 201
+    assert hold_http(member, capped_sale, ["A-2-1", "A-2-2"]).status_code == 201
     # ... and their own cap still holds.
-    assert hold_http(member, sale, ["A-2-3"]).json()["code"] == "hold_limit_exceeded"
+    assert hold_http(member, capped_sale, ["A-2-3"]).json()["code"] == "hold_limit_exceeded"
 
 
-def test_the_cap_can_be_turned_off(sale, settings):
+def test_the_cap_can_be_turned_off(capped_sale, settings):
     settings.SEATS_ADDRESS_HOLD_FACTOR = 0
     for n in range(1, 13):
-        assert hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), sale, [f"A-1-{n}"]).status_code == 201
+        assert (
+            hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), capped_sale, [f"A-1-{n}"]).status_code
+            == 201
+        )
 
 
-def test_behind_a_trusted_proxy_the_address_it_appends_is_the_one(sale, settings):
+def test_behind_a_trusted_proxy_the_address_it_appends_is_the_one(capped_sale, settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
     proxy = {"REMOTE_ADDR": "127.0.0.1"}
     for n in range(1, 9):
         # The client's own X-Forwarded-For is kept to the left of what the proxy appends.
         xff = f"10.0.0.{n}, {SCRIPT_ADDRESS}"
-        response = hold_http(Client(**proxy), sale, [f"A-1-{n}"], HTTP_X_FORWARDED_FOR=xff)
+        response = hold_http(Client(**proxy), capped_sale, [f"A-1-{n}"], HTTP_X_FORWARDED_FOR=xff)
         assert response.status_code == 201
-    refused = hold_http(Client(**proxy), sale, ["A-1-9"], HTTP_X_FORWARDED_FOR=SCRIPT_ADDRESS)
+    refused = hold_http(
+        Client(**proxy), capped_sale, ["A-1-9"], HTTP_X_FORWARDED_FOR=SCRIPT_ADDRESS
+    )
     assert refused.json()["code"] == "address_limit_exceeded"
-    other = hold_http(Client(**proxy), sale, ["A-1-9"], HTTP_X_FORWARDED_FOR="192.0.2.1")
+    other = hold_http(Client(**proxy), capped_sale, ["A-1-9"], HTTP_X_FORWARDED_FOR="192.0.2.1")
     assert other.status_code == 201
 
 
-def test_new_buyers_past_the_limit_are_429_and_get_no_session(sale, settings):
+def test_new_buyers_past_the_limit_are_429_and_get_no_session(capped_sale, settings):
     settings.SEATS_NEW_BUYERS_PER_ADDRESS = 3
     for n in (1, 2, 3):
-        assert hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), sale, [f"A-1-{n}"]).status_code == 201
-    before = inventory.inventory_snapshot(event_id=sale.pk).seq
+        assert (
+            hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), capped_sale, [f"A-1-{n}"]).status_code
+            == 201
+        )
+    before = inventory.inventory_snapshot(event_id=capped_sale.pk).seq
 
     late = Client(REMOTE_ADDR=SCRIPT_ADDRESS)
-    refused = hold_http(late, sale, ["A-1-4"], HTTP_X_FORWARDED_FOR="10.9.9.9")
+    refused = hold_http(late, capped_sale, ["A-1-4"], HTTP_X_FORWARDED_FOR="10.9.9.9")
 
     assert refused.status_code == 429
     assert refused.json()["code"] == "too_many_new_buyers"
     assert 0 < int(refused["Retry-After"]) <= settings.SEATS_NEW_BUYERS_WINDOW_S
     assert settings.SESSION_COOKIE_NAME not in late.cookies
-    assert inventory.inventory_snapshot(event_id=sale.pk).seq == before
+    assert inventory.inventory_snapshot(event_id=capped_sale.pk).seq == before
     # A buyer who kept their session goes on; so does a newcomer from elsewhere.
     kept = Client(REMOTE_ADDR=SCRIPT_ADDRESS)
     kept.session  # noqa: B018 - a session already, as after loading the page
-    assert hold_http(kept, sale, ["A-1-4"]).status_code == 201
-    assert hold_http(Client(REMOTE_ADDR="192.0.2.1"), sale, ["A-1-5"]).status_code == 201
+    assert hold_http(kept, capped_sale, ["A-1-4"]).status_code == 201
+    assert hold_http(Client(REMOTE_ADDR="192.0.2.1"), capped_sale, ["A-1-5"]).status_code == 201
 
 
-def test_a_new_buyer_refusal_is_not_kept_under_its_idempotency_key(sale, settings):
+def test_a_new_buyer_refusal_is_not_kept_under_its_idempotency_key(capped_sale, settings):
     settings.SEATS_NEW_BUYERS_PER_ADDRESS = 1
-    hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), sale, ["A-1-1"])
+    hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), capped_sale, ["A-1-1"])
     key = {"headers": {"Idempotency-Key": "k"}}
-    assert hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), sale, ["A-1-2"], **key).status_code == 429
+    assert (
+        hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), capped_sale, ["A-1-2"], **key).status_code
+        == 429
+    )
 
     settings.SEATS_NEW_BUYERS_PER_ADDRESS = 0  # no limit
-    retried = hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), sale, ["A-1-2"], **key)
+    retried = hold_http(Client(REMOTE_ADDR=SCRIPT_ADDRESS), capped_sale, ["A-1-2"], **key)
     assert retried.status_code == 201
     assert "Idempotent-Replayed" not in retried
 
 
-def test_cookie_less_commands_share_their_address_rate_whatever_they_forward(sale, monkeypatch):
+def test_cookie_less_commands_share_their_address_rate_whatever_they_forward(
+    capped_sale, monkeypatch
+):
     monkeypatch.setattr(BuyerRateThrottle, "THROTTLE_RATES", {"commands": "3/min"})
     codes = []
     for n in range(1, 5):
         script = Client(REMOTE_ADDR=SCRIPT_ADDRESS)
         forged = f"10.0.0.{n}"
-        codes.append(hold_http(script, sale, [f"A-1-{n}"], HTTP_X_FORWARDED_FOR=forged).status_code)
+        codes.append(
+            hold_http(script, capped_sale, [f"A-1-{n}"], HTTP_X_FORWARDED_FOR=forged).status_code
+        )
     assert codes == [201, 201, 201, 429]

@@ -219,14 +219,12 @@ def test_each_hold_is_one_block_side_by_side_while_any_row_can_seat_it():
         assert len(rows) == 1 and numbers == list(range(numbers[0], numbers[0] + 3))
 
 
-def test_a_hold_past_its_expiry_frees_its_seats_for_best_available(monkeypatch):
-    now = [1_767_225_600_000]
-    monkeypatch.setattr(inventory, "clock_ms", lambda: now[0])
+def test_a_hold_past_its_expiry_frees_its_seats_for_best_available(clock):
     event_id = load(grid(1, 1, 2), (1.5, 0.0))
     first = hold_best(event_id, 2)
     with pytest.raises(SeatsUnavailable):
         hold_best(event_id, 2)
-    now[0] += 600_001  # the sweep has not run; the script ends the hold itself
+    clock.advance(600_001)  # the sweep has not run; the script ends the hold itself
     assert sorted(hold_best(event_id, 2).seats) == sorted(first.seats)
     assert inventory.inventory_index_check(event_id=event_id) == []
 

@@ -1,7 +1,7 @@
 """The Redis write side (docs/architecture.md, Write side: Redis), against the real Lua scripts.
 
-Time is the scripts' only input besides the arguments: every test pins
-``inventory.clock_ms`` and moves it by hand, so expiry is exact to the millisecond.
+Time is the scripts' only input besides the arguments: the tests pin ``inventory.clock_ms``
+(the ``clock`` fixture) and move it by hand, so expiry is exact to the millisecond.
 """
 
 import json
@@ -46,19 +46,10 @@ SEATS = [f"A-1-{n}" for n in range(1, 9)]
 PRICES = {seat: 2500 + 100 * n for n, seat in enumerate(SEATS)}
 
 
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
-
-
 @pytest.fixture
-def clock(monkeypatch):
-    clock = Clock(T0 + 123)
-    monkeypatch.setattr(inventory, "clock_ms", lambda: clock.now)
-    return clock
+def clock_start() -> int:
+    """Where ``clock`` (conftest.py) starts in these tests."""
+    return T0 + 123
 
 
 def load(*, event_id=EVENT, seats=None, max_per_hold=4, ttl_ms=TTL, max_hold_ms=MAX_HOLD):
@@ -836,8 +827,8 @@ def test_envelope_ids_differ_between_events_with_the_same_seq():
         (4_107_542_400_007, "2100-03-01T00:00:00.007Z"),
     ],
 )
-def test_occurred_at_is_iso_utc_of_the_clock(monkeypatch, ms, expected):
-    monkeypatch.setattr(inventory, "clock_ms", lambda: ms)
+def test_occurred_at_is_iso_utc_of_the_clock(clock, ms, expected):
+    clock.now = ms
     load()
     hold(["A-1-1"], "t-1")
     assert iso(ms) == expected

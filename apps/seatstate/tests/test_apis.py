@@ -64,12 +64,9 @@ def test_snapshot_lists_every_seat_with_its_state_and_seq(event):
     assert _states(seen_by_other)[("A", "2")] == "hfh"
 
 
-def test_an_expired_hold_shows_as_free(event, monkeypatch):
-    from apps.reservations.redis import inventory
-
+def test_an_expired_hold_shows_as_free(event, clock):
     Client().post(f"/api/events/{event.pk}/holds", {"seats": ["A-1-1"]}, "application/json")
-    later = inventory.clock_ms() + event.hold_ttl_seconds * 1000 + 1
-    monkeypatch.setattr(inventory, "clock_ms", lambda: later)
+    clock.advance(event.hold_ttl_seconds * 1000 + 1)
     assert _states(_seats(Client(), event)[1])[("A", "1")] == "fff"
 
 

@@ -1,25 +1,23 @@
-"""Fixtures of the waiting room's HTTP, socket and admin tests: a clock moved by hand and
-a room that is on for the root conftest's ``sale``. test_room.py has fixtures of its own
-under the same names, which win there."""
+"""Fixtures of the waiting room's tests: where the clock starts, a room that is on for the
+root conftest's ``sale``, and ``update``. The clock itself (``clock``, moved by hand): the
+root conftest.py."""
 
 import pytest
 
-from apps.reservations.redis import inventory
+from apps.reservations.tests.clock import Clock
 from apps.waitingroom import services
 from apps.waitingroom.models import WaitingRoom
-from apps.waitingroom.tests.helpers import PASS_MINUTES, RATE, START_MS, Clock, at
+from apps.waitingroom.tests.helpers import PASS_MINUTES, RATE, START_MS, at
 
 
 @pytest.fixture
-def clock(monkeypatch) -> Clock:
-    """A minute before the start."""
-    clock = Clock(START_MS - 60_000)
-    monkeypatch.setattr(inventory, "clock_ms", clock)
-    return clock
+def clock_start() -> int:
+    """``clock`` (the root conftest.py) starts a minute before the sale's start."""
+    return START_MS - 60_000
 
 
 @pytest.fixture
-def room(sale, clock, django_capture_on_commit_callbacks) -> WaitingRoom:
+def room(sale, clock: Clock, django_capture_on_commit_callbacks) -> WaitingRoom:
     """The sale's waiting room, on, in Redis: starts at START_MS, RATE a minute."""
     with django_capture_on_commit_callbacks(execute=True):
         room = WaitingRoom.objects.create(

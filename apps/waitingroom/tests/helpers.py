@@ -5,21 +5,12 @@ from datetime import UTC, datetime
 
 from django.test import Client
 
+from apps.reservations.tests.clock import Clock
 from apps.waitingroom import services
 
 START_MS = 1_900_000_000_000  # the sale's start in these tests
 RATE = 60  # admitted per minute: one per second of ticks
 PASS_MINUTES = 10
-
-
-class Clock:
-    """Stands in for ``inventory.clock_ms``, which every room script and pass check reads."""
-
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def at(ms: int) -> datetime:
@@ -32,7 +23,7 @@ def iso(ms: int) -> str:
 
 def tick(clock: Clock, ms: int = 1000) -> None:
     """The admission tick, ``ms`` later: at RATE, one admission per 1000 ms."""
-    clock.now += ms
+    clock.advance(ms)
     services.rooms_advance()
 
 

@@ -3,73 +3,29 @@
 Time is ``inventory.clock_ms``, moved by hand, so admissions per tick are exact.
 """
 
-from datetime import UTC, datetime
-
 import pytest
 from django.core.exceptions import ValidationError
 from prometheus_client import REGISTRY
 
 from apps.reservations import services as sale
 from apps.reservations.errors import NotAdmitted
-from apps.reservations.redis import inventory
 from apps.waitingroom import passes, services, store
 from apps.waitingroom.errors import NotInQueue, NotYourTurn, PlaceExpired, TooManyPlaces
-from apps.waitingroom.models import WaitingRoom
 from apps.waitingroom.selectors import room_figures, room_status
+from apps.waitingroom.tests.helpers import START_MS, tick
 
 pytestmark = pytest.mark.django_db
 
-START_MS = 1_900_000_000_000  # the sale's start in these tests
 
-
-class Clock:
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    clock = Clock(START_MS - 60_000)
-    monkeypatch.setattr(inventory, "clock_ms", clock)
-    return clock
-
-
-@pytest.fixture
-def update(django_capture_on_commit_callbacks):
-    """services.room_update, with the Redis side run (it waits for the commit)."""
-
-    def update(room, **changes):
-        with django_capture_on_commit_callbacks(execute=True):
-            services.room_update(room, **changes)
-
-    return update
-
-
-@pytest.fixture
-def room(sale, clock, django_capture_on_commit_callbacks, settings):
+@pytest.fixture(autouse=True)
+def _places_per_address_unlimited(settings):
+    """Every buyer here joins from one address (10.0.0.1): no limit, unless a test sets one.
+    The room, the clock and ``update``: conftest.py."""
     settings.SEATS_ROOM_PLACES_PER_ADDRESS = 0
-    with django_capture_on_commit_callbacks(execute=True):
-        room = WaitingRoom.objects.create(
-            event=sale,
-            enabled=True,
-            sale_starts_at=datetime.fromtimestamp(START_MS / 1000, tz=UTC),
-            rate_per_minute=60,
-            pass_minutes=10,
-        )
-        services.room_sync(room)
-    return room
 
 
 def join(room, buyer, address="10.0.0.1"):
     return services.room_join(event_id=room.event_id, buyer=buyer, address=address)
-
-
-def tick(clock, ms=1000):
-    clock.now += ms
-    services.rooms_advance()
 
 
 def ticket(room, buyer):

@@ -6,7 +6,7 @@ from apps.stats.rebuild import stats_rebuild
 class Command(BaseCommand):
     help = (
         "Rebuild the stats projection by replaying seat-events from the beginning. "
-        "Stop the stats consumer first."
+        "Stop the stats worker first."
     )
 
     def handle(self, *args: object, **options: object) -> None:

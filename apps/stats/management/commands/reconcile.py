@@ -1,3 +1,10 @@
+"""``manage.py reconcile <event>``: the read side checks itself against the write side.
+
+It lives with the stats projection because it reads every projection (the stats, the
+reservation rows) and compares them with Redis (apps/stats/reconcile.py); the write side
+knows nothing of its readers.
+"""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.reservations.errors import SaleNotOpen

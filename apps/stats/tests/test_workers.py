@@ -1,30 +1,30 @@
-"""End to end: the write side's events, published by the relay → the stats consumer → rows,
+"""End to end: the write side's events, published by the relay → the stats worker → rows,
 the Redis copy and coalesced stats.updated; then rebuild_projections and reconcile.
 Real Redis, broker and Postgres."""
 
+import json
 import uuid
 from collections.abc import Callable
 
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from kafka import KafkaConsumer, TopicPartition
 
-from apps.core.consumers import dead_letter_topic
-from apps.core.kafka import envelope_decode, envelope_encode, kafka_producer_create, topics_ensure
+from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.models import ProjectionCursor
+from apps.core.projections import dead_letter_topic
 from apps.core.redis import redis_client_get
-from apps.core.tests.pipeline import Running, relay, wait_until
-from apps.persistence.consumers import PersistenceConsumer
+from apps.core.tests.pipeline import Running, relay, topic_records, wait_until
 from apps.persistence.models import ReservedSeat
 from apps.persistence.tests.helpers import outbox_envelopes, reserve
+from apps.persistence.workers import PersistenceWorker
 from apps.reservations import services
 from apps.reservations.redis.keys import event_keys
 from apps.stats.cache import stats_cache_get
-from apps.stats.consumers import StatsConsumer
 from apps.stats.models import EventStats
 from apps.stats.selectors import stats_body_from_db
 from apps.stats.services import StatsPublisher
+from apps.stats.workers import StatsWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,30 +34,15 @@ def _topics(settings):
     topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS, settings.KAFKA_TOPIC_STATS_EVENTS])
 
 
-def caught_up(consumer: str, event_id: int, seq: int) -> Callable[[], bool]:
+def caught_up(worker: str, event_id: int, seq: int) -> Callable[[], bool]:
     return lambda: ProjectionCursor.objects.filter(
-        consumer=consumer, event_id=event_id, last_seq=seq
+        consumer=worker, event_id=event_id, last_seq=seq
     ).exists()
 
 
 def topic_read(topic: str) -> list[dict]:
     """Every message on ``topic`` so far, in order (one event: one partition)."""
-    reader = KafkaConsumer(bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, group_id=None)
-    try:
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic)]
-        reader.assign(partitions)
-        reader.seek_to_beginning(*partitions)
-        ends = reader.end_offsets(partitions)
-        values = []
-        while True:
-            polled = reader.poll(timeout_ms=1_000)
-            for records in polled.values():
-                values += [envelope_decode(r.value) for r in records]
-            # Both: the broker may under-report end offsets (see apps/stats/rebuild.py).
-            if not polled and all(reader.position(tp) >= ends[tp] for tp in partitions):
-                return values
-    finally:
-        reader.close()
+    return [json.loads(record.value) for record in topic_records(topic)]
 
 
 def test_a_burst_is_coalesced_and_the_last_stats_updated_is_exact(sale):
@@ -70,7 +55,7 @@ def test_a_burst_is_coalesced_and_the_last_stats_updated_is_exact(sale):
     assert last_seq == 53  # 50, then held + reserved + blocked
     relay()
 
-    with Running(StatsConsumer):
+    with Running(StatsWorker):
         wait_until(caught_up("stats", sale.pk, last_seq), "the whole event")
         wait_until(
             lambda: any(
@@ -80,7 +65,7 @@ def test_a_burst_is_coalesced_and_the_last_stats_updated_is_exact(sale):
         )
 
     messages = topic_read(settings.KAFKA_TOPIC_STATS_EVENTS)
-    # The relay published the burst before the consumer started: it arrives in one or a few
+    # The relay published the burst before the worker started: it arrives in one or a few
     # polls, each coalesced into at most one message per 250 ms window.
     assert 1 <= len(messages) <= 5
     final = stats_body_from_db(event_id=sale.pk)
@@ -107,7 +92,7 @@ def test_a_seat_unknown_to_the_catalog_is_dead_lettered_alone(sale):
     producer.flush(timeout=30)
     producer.close(timeout=5)
 
-    with Running(StatsConsumer):
+    with Running(StatsWorker):
         wait_until(caught_up("stats", sale.pk, 4), "the whole batch")
 
     final = stats_body_from_db(event_id=sale.pk)
@@ -156,7 +141,7 @@ def test_rebuild_projections_gives_the_same_stats(sale):
     reserve(sale, ["A-1-3"], holder="user:3")
     last_seq = outbox_envelopes(sale)[-1].seq
     relay()
-    with Running(StatsConsumer):
+    with Running(StatsWorker):
         wait_until(caught_up("stats", sale.pk, last_seq), "the whole event")
     built = stats_body_from_db(event_id=sale.pk)
     assert (built["held"], built["reserved"], built["revenue"]) == (1, 1, "50.00")
@@ -177,7 +162,7 @@ def test_reconcile_passes_when_consistent_and_lists_each_difference(sale, capsys
     services.seats_block(event=sale, seats=["A-1-3"])
     last_seq = outbox_envelopes(sale)[-1].seq
     relay()
-    with Running(StatsConsumer, PersistenceConsumer):
+    with Running(StatsWorker, PersistenceWorker):
         wait_until(caught_up("stats", sale.pk, last_seq), "the stats")
         wait_until(caught_up("persistence", sale.pk, last_seq), "the reservations")
 

@@ -1,19 +1,18 @@
-"""End to end: the write side's events, published by the relay → the persistence consumer →
+"""End to end: the write side's events, published by the relay → the persistence worker →
 rows. Real Redis, broker and Postgres."""
 
-import time
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.conf import settings
-from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
-from apps.core.consumers import BatchResult, dead_letter_topic
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.models import ProjectionCursor
-from apps.core.tests.pipeline import WAIT_S, Running, relay, wait_until
-from apps.persistence.consumers import PersistenceConsumer
+from apps.core.projections import dead_letter_topic
+from apps.core.tests.pipeline import Running, relay, topic_records, wait_until
+from apps.core.workers import BatchResult
 from apps.persistence.models import Reservation, ReservedSeat
 from apps.persistence.tests.helpers import (
     cancelled_envelope,
@@ -21,9 +20,10 @@ from apps.persistence.tests.helpers import (
     reserve,
     reserved_envelope,
 )
+from apps.persistence.workers import PersistenceWorker
 from apps.reservations import services
 
-# The consumer thread has its own connection: it must see and commit real transactions.
+# The worker thread has its own connection: it must see and commit real transactions.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -41,7 +41,7 @@ def test_the_write_side_events_become_reservation_rows(sale):
     last_seq = outbox_envelopes(sale)[-1].seq
     assert relay() == last_seq  # every change of the event is on the topic
 
-    with Running(PersistenceConsumer):
+    with Running(PersistenceWorker):
         wait_until(
             lambda: ProjectionCursor.objects.filter(
                 consumer="persistence", event_id=sale.pk, last_seq=last_seq
@@ -76,7 +76,7 @@ def test_a_double_sale_on_the_topic_is_dead_lettered_and_the_rest_recorded(sale)
     producer.flush(timeout=30)
     producer.close(timeout=5)
 
-    with Running(PersistenceConsumer):
+    with Running(PersistenceWorker):
         # Same partition, so the double sale was handled (and dead-lettered, before its
         # batch committed) by the time the next sale is recorded.
         wait_until(
@@ -92,7 +92,7 @@ def test_a_double_sale_on_the_topic_is_dead_lettered_and_the_rest_recorded(sale)
 
 
 def test_one_batch_with_a_duplicate_a_bad_envelope_a_double_sale_and_a_cancellation(sale):
-    """All on the topic before the consumer starts, so they arrive in one batch (or a few):
+    """All on the topic before the worker starts, so they arrive in one batch (or a few):
     the set-based batch fails, the message-by-message retry dead-letters exactly the bad
     envelope and the double sale, and everything else is recorded once."""
     topic = settings.KAFKA_TOPIC_SEAT_EVENTS
@@ -119,7 +119,7 @@ def test_one_batch_with_a_duplicate_a_bad_envelope_a_double_sale_and_a_cancellat
     producer.flush(timeout=30)
     producer.close(timeout=5)
 
-    with Running(CountingPersistenceConsumer) as running:
+    with Running(CountingPersistenceWorker) as running:
         wait_until(
             lambda: ProjectionCursor.objects.filter(
                 consumer="persistence", event_id=sale.pk, last_seq=5
@@ -127,7 +127,7 @@ def test_one_batch_with_a_duplicate_a_bad_envelope_a_double_sale_and_a_cancellat
             "the whole batch",
         )
 
-    results = running.consumers[0].results
+    results = running.workers[0].results
     assert (sum(r.applied for r in results), sum(r.duplicates for r in results)) == (3, 1)
     assert sum(r.dead_letters for r in results) == 2
     assert {
@@ -143,34 +143,18 @@ def test_one_batch_with_a_duplicate_a_bad_envelope_a_double_sale_and_a_cancellat
     assert b"uniq_active_seat_per_event" in dict(letters[1].headers)["error"]
 
 
-class CountingPersistenceConsumer(PersistenceConsumer):
-    """The persistence consumer, keeping what each batch did."""
+class CountingPersistenceWorker(PersistenceWorker):
+    """The persistence worker, keeping what each batch did."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.results: list[BatchResult] = []
 
-    def batch_process(self, records: list) -> BatchResult:
+    def batch_process(self, records: list[ConsumerRecord]) -> BatchResult:
         result = super().batch_process(records)
         self.results.append(result)
         return result
 
 
-def _dead_letters(topic: str) -> list:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS, enable_auto_commit=False
-    )
-    try:
-        dlq = dead_letter_topic(topic)
-        partitions = [TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or []]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        expected = sum(consumer.end_offsets(partitions).values())
-        records: list = []
-        deadline = time.monotonic() + WAIT_S
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=200).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close(autocommit=False)
+def _dead_letters(topic: str) -> list[ConsumerRecord]:
+    return topic_records(dead_letter_topic(topic))
