@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from apps.core.logs import ContextFilter
 from apps.core.redis import redis_client_get
 from apps.reservations.redis.keys import event_keys
-from apps.reservations.tests.test_holds_api import buyer
+from apps.reservations.tests.helpers import buyer
 
 pytestmark = pytest.mark.django_db
 

@@ -25,7 +25,8 @@ HOLDS = 3
 
 
 @pytest.fixture
-def sale() -> Event:
+def one_row_sale() -> Event:
+    """Seats A-1-1..3 on sale, as the socket tests' (test_consumers.py)."""
     return sale_open()
 
 
@@ -41,20 +42,20 @@ def test_the_bridge_is_registered_as_gateway():
     assert GatewayBridge.topic_settings == ("KAFKA_TOPIC_SEAT_EVENTS", "KAFKA_TOPIC_STATS_EVENTS")
 
 
-def test_published_envelopes_reach_the_events_sockets_in_order(sale):
+def test_published_envelopes_reach_the_events_sockets_in_order(one_row_sale):
     topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS, settings.KAFKA_TOPIC_STATS_EVENTS])
 
     async def body():
-        client, snapshot = await connected(sale.pk)
+        client, snapshot = await connected(one_row_sale.pk)
         assert snapshot["seq"] == 0
-        seqs = await sync_to_async(holds_make)(sale.pk)
+        seqs = await sync_to_async(holds_make)(one_row_sale.pk)
         assert await sync_to_async(relay)() == HOLDS
         received: list[dict] = []
         # The stats projector publishes a coalesced stats.updated once the holds are applied;
         # it is consistent with the last seat seq and arrives over the other topic.
         while not any(m["type"] == "stats.updated" and m["seq"] == seqs[-1] for m in received):
             frame = json.loads(await client.receive_from(timeout=WAIT_S))
-            assert (frame["type"], frame["event_id"]) == ("changes", sale.pk)
+            assert (frame["type"], frame["event_id"]) == ("changes", one_row_sale.pk)
             received += frame["items"]
         seat = [m for m in received if m["type"].startswith("seat.")]
         assert [m["seq"] for m in seat] == seqs  # each once, in order
@@ -66,10 +67,10 @@ def test_published_envelopes_reach_the_events_sockets_in_order(sale):
         run(body)
 
 
-def test_the_bridge_writes_nothing_to_the_database(sale, django_assert_num_queries):
+def test_the_bridge_writes_nothing_to_the_database(one_row_sale, django_assert_num_queries):
     """Forwarding needs no cursor rows: a client drops what it has by seq."""
     topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS, settings.KAFKA_TOPIC_STATS_EVENTS])
-    holds_make(sale.pk)
+    holds_make(one_row_sale.pk)
     relay()
     bridge = GatewayBridge(group_id=f"test-{uuid.uuid4().hex[:10]}")
     reader = KafkaConsumer(

@@ -1,10 +1,12 @@
-"""Fixtures of the HTTP command tests (helpers.py has the venue and the helpers): the sale,
-two buyers and the box office. ``clock`` and ``sale`` (another event): the root
-conftest.py."""
+"""Fixtures of the write side's tests: the HTTP command tests' sale, two buyers and the box
+office (helpers.py has the venue and the helpers), and the relay tests' Kafka producer.
+``clock`` and ``sale`` (another event): the root conftest.py."""
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
+from apps.core.kafka import kafka_producer_create, topics_ensure
 from apps.reservations import services
 from apps.reservations.models import Event
 from apps.reservations.tests.clock import Clock
@@ -43,3 +45,12 @@ def staff(django_user_model) -> Client:
     client = Client()
     client.force_login(django_user_model.objects.create_user("boxoffice", is_staff=True))
     return client
+
+
+@pytest.fixture
+def producer():
+    """A Kafka producer for the relay's tests (the seat topic made first)."""
+    topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS])
+    producer = kafka_producer_create()
+    yield producer
+    producer.close(timeout=5)

@@ -11,11 +11,9 @@ from decimal import Decimal
 
 import pytest
 import redis
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-from apps.core.kafka import kafka_producer_create, topics_ensure
 from apps.core.redis import redis_client_get
 from apps.core.tests.pipeline import outbox_relay_once
 from apps.reservations import services
@@ -30,14 +28,6 @@ def draft_event(seats: int = 2) -> Event:
     for number in range(1, seats + 1):
         SeatFactory(section=section, row="1", number=number)
     return EventFactory(venue=section.venue, sale_status=Event.SaleStatus.DRAFT)
-
-
-@pytest.fixture
-def producer():
-    topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS])
-    producer = kafka_producer_create()
-    yield producer
-    producer.close(timeout=5)
 
 
 def event_redis_keys(event_id: int) -> set[str]:

@@ -27,7 +27,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from apps.core import kafka as kafka_module
 from apps.core.envelopes import Envelope
-from apps.core.kafka import kafka_producer_create, topics_ensure
 from apps.core.projections import ProjectionWorker
 from apps.core.redis import redis_client_get
 from apps.core.tests.pipeline import outbox_relay_once, topic_records, wait_until
@@ -200,14 +199,6 @@ def proxied_broker(settings) -> Iterator[TcpProxy]:
     finally:
         proxy.cut()
         broker.stop()
-
-
-@pytest.fixture
-def producer():
-    topics_ensure([settings.KAFKA_TOPIC_SEAT_EVENTS])
-    producer = kafka_producer_create()
-    yield producer
-    producer.close(timeout=5)
 
 
 class RelayThread:
