@@ -57,6 +57,37 @@ def test_an_anonymous_buyers_session_lives_hours_not_weeks(sale):
     assert int(browser.cookies[settings.SESSION_COOKIE_NAME]["max-age"]) == TTL
 
 
+def test_a_new_buyers_session_costs_one_write(sale, monkeypatch):
+    """Django's cache sessions look a new key up, add it, then at the end of the request
+    read it back and write it again; here the add is all (apps/core/sessions.py)."""
+    calls: list[str] = []
+    for name in ("get", "add", "set", "has_key"):
+        original = getattr(cache, name)
+        monkeypatch.setattr(
+            cache, name, lambda *a, _n=name, _f=original, **k: (calls.append(_n), _f(*a, **k))[1]
+        )
+    browser = Client()
+
+    assert first_hold(browser, sale).status_code == 201
+
+    assert calls == ["add"]
+    key = session_key_of(browser)
+    assert TTL - 5 <= session_ttl(key) <= TTL
+    assert SessionStore(key).load()[SAVED_AT] > 0  # what the create wrote is all there is
+    # The buyer is the same on the next command (the session was really stored).
+    assert first_hold(browser, sale, "A-1-2").status_code == 201
+    assert session_key_of(browser) == key
+
+
+def test_a_session_changed_after_it_was_made_is_saved():
+    """The save after a create writes nothing only while the data is what the create wrote."""
+    store = SessionStore()
+    store.create()
+    store["note"] = "kept"
+    store.save()
+    assert SessionStore(store.session_key).load()["note"] == "kept"
+
+
 def test_using_a_session_within_half_its_ttl_writes_nothing(sale):
     browser = Client()
     first_hold(browser, sale)
