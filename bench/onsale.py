@@ -92,7 +92,7 @@ from support import (
     percentile,
     samples_sum,
 )
-from wrkload import workers_wait
+from wrkload import stack_ready
 
 SECTIONS, ROWS = 50, 40
 KINDS = ("page", "map", "hold picked", "hold best", "reserve", "release")
@@ -150,12 +150,7 @@ def stack_start() -> Stack:
     # command's rate, new buyers and seats held per address) reads the buyer's address, as
     # it would read 20,000 real buyers' behind a real front end.
     stack = Stack({"SEATS_TRUSTED_PROXIES": "2"}, name="onsale")
-    try:
-        stack.wait_ready(timeout=90)
-        workers_wait(stack)  # every granian worker, or the first takes every connection
-    except BaseException:
-        stack.stop(keep_log=True)
-        raise
+    stack_ready(stack)
     print(
         f"  stack up in {time.monotonic() - began:.1f} s: proxy 127.0.0.1:{stack.port}, "
         f"web {stack.http_port}, ws {stack.ws_port}, metrics {stack.metrics_base} + 1…5, "

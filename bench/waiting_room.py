@@ -94,7 +94,7 @@ from support import (
     percentile,
     redis_cleanup,
 )
-from wrkload import WRK_DONE_LUA, warm_up, workers_wait, wrk_path
+from wrkload import WRK_REPORT_LUA, stack_ready, warm_up, wrk_path
 
 NODE_CLIENTS = Path(__file__).resolve().parent / "clients"
 STACK_PROCESSES = ("proxy", "web", "ws", "celery")
@@ -112,13 +112,6 @@ PROXY_CONNECTIONS = 4096
 # it has its share of 200s (wrk.thread:stop), so no more than --buyers are enqueued.
 # done() prints one JSON line for the bench to read.
 WRK_JOIN_LUA = r"""
-local threads = {}
-local counter = 1
-function setup(thread)
-  thread:set("id", counter)
-  table.insert(threads, thread)
-  counter = counter + 1
-end
 function init(args)
   path, quota = args[1], tonumber(args[2])
   statuses, n, ok = {}, 0, 0
@@ -469,12 +462,7 @@ def stack_start() -> Stack:
     # The Server's default SEATS_TRUSTED_PROXIES=2: wrk and the Node clients stand in for
     # the front proxy that names each buyer's address, nginx appends its peer's.
     stack = Stack(processes=STACK_PROCESSES, name="room")
-    try:
-        stack.wait_ready(timeout=90)
-        workers_wait(stack)  # every granian worker, or the first takes every connection
-    except BaseException:
-        stack.stop(keep_log=True)
-        raise
+    stack_ready(stack)
     print(
         f"  stack up in {time.monotonic() - began:.1f} s ({' '.join(STACK_PROCESSES)}): proxy "
         f"127.0.0.1:{stack.port}, SEATS_WEB_WORKERS={os.environ.get('SEATS_WEB_WORKERS', '2')}"
@@ -606,7 +594,7 @@ def join_storm(
     stopped waiting for is still served (queued in nginx and the web processes): the count
     is read again once it stands still."""
     script = Path(tempfile.gettempdir()) / f"seats-bench-room-{RUN}.lua"
-    script.write_text(WRK_JOIN_LUA + WRK_DONE_LUA)
+    script.write_text(WRK_JOIN_LUA + WRK_REPORT_LUA)
     quota = math.ceil(args.buyers / args.threads)
     before_places = places_count(event_id)
     command = [

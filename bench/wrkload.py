@@ -25,15 +25,8 @@ BIN = Path(sys.executable).parent
 
 # One wrk Lua script for every request kind. Each thread reads its share of the prepared
 # request lines ("cookie|csrf|address|body|path"), sends the next one on every request,
-# and counts statuses; done() prints one JSON line for the bench to read.
+# and counts statuses (WRK_REPORT_LUA numbers the threads and prints the result).
 WRK_LUA = r"""
-local threads = {}
-local counter = 1
-function setup(thread)
-  thread:set("id", counter)
-  table.insert(threads, thread)
-  counter = counter + 1
-end
 function init(args)
   nthreads, run = tonumber(args[2]), args[3]
   lines, statuses, n = {}, {}, 0
@@ -67,9 +60,17 @@ function response(status, headers, body)
 end
 """
 
-# wrk's done(): one JSON line for the bench to read, every thread's statuses merged (each
-# thread keeps its own `statuses` table and registers itself in `threads` in setup()).
-WRK_DONE_LUA = r"""
+# What every bench's wrk script ends with: setup() numbers each thread (its `id`) and
+# registers it, done() prints one JSON line for the bench to read, every thread's
+# `statuses` table merged.
+WRK_REPORT_LUA = r"""
+local threads = {}
+local counter = 1
+function setup(thread)
+  thread:set("id", counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
 function done(summary, latency, requests)
   local merged = {}
   for _, thread in ipairs(threads) do
@@ -193,6 +194,17 @@ def workers_wait(server: Server, timeout: float = 60.0) -> None:
         time.sleep(0.2)
 
 
+def stack_ready(server: Server, timeout: float = 90.0) -> None:
+    """The stack answers and every web worker is up; a stack that does not is stopped with
+    its log kept for the reader."""
+    try:
+        server.wait_ready(timeout=timeout)
+        workers_wait(server)  # every granian worker, or the first takes every connection
+    except BaseException:
+        server.stop(keep_log=True)
+        raise
+
+
 def warm_up(wrk: str, server: Server, connections: int) -> None:
     """Two seconds of GETs: every worker imports its URLconf and views, and the proxy
     opens its connections to all of them, before anything is measured."""
@@ -204,7 +216,7 @@ def warm_up(wrk: str, server: Server, connections: int) -> None:
 
 
 def wrk_run(wrk: str, port: int, lines: list[str], tag: str, args: argparse.Namespace) -> dict:
-    script = request_file([WRK_LUA + WRK_DONE_LUA])
+    script = request_file([WRK_LUA + WRK_REPORT_LUA])
     data = request_file(lines)
     try:
         done = subprocess.run(

@@ -39,7 +39,11 @@ from apps.core import metrics
 from apps.core.http import buyer_id_peek
 from apps.gateway.fanout import fanout_get
 from apps.gateway.snapshots import Missing, snapshot_get
-from apps.waitingroom.selectors import room_socket_frame
+from apps.waitingroom.selectors import (
+    room_frame_drawn,
+    room_frame_place_pending,
+    room_socket_frame,
+)
 from apps.waitingroom.store import room_channel
 
 log = logging.getLogger(__name__)
@@ -104,7 +108,7 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
     async def room_wait(self, first_frame: str) -> None:
         """Join the room's channel, then send the buyer's place."""
         self.room = room_channel(self.event_id)
-        self.room_ticket_known = '"ticket":null' not in first_frame
+        self.room_ticket_pending = room_frame_place_pending(first_frame)
         self.room_asking = False
         await self.fanout.join(self.event_id, self, self.room)
         self.joined = True
@@ -125,7 +129,7 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
             )
             if self.closing or frame is None:
                 return
-            self.room_ticket_known = '"ticket":null' not in frame
+            self.room_ticket_pending = room_frame_place_pending(frame)
             await self.send(text_data=frame)
         except Disconnected:
             pass  # the client left meanwhile; disconnect() follows
@@ -175,9 +179,10 @@ class EventSocketConsumer(AsyncWebsocketConsumer):
             return
         if self.room is not None:
             # Early arrivals learn their ticket when the start's draw made it.
-            if not self.room_ticket_known and not self.room_asking and json.loads(text)["drawn"]:
+            if self.room_ticket_pending and not self.room_asking and room_frame_drawn(text):
                 # Not awaited: the fan-out writes this frame to every socket of the process
-                # in turn, and thousands of early arrivals ask at the draw.
+                # in turn, and thousands of early arrivals ask at the draw. (The task is
+                # kept on the socket: the loop holds only a weak reference to it.)
                 self.room_asking = True
                 self.room_asked = asyncio.create_task(self.room_place_send())
                 return

@@ -1,5 +1,6 @@
 """Reads of the waiting room (docs/architecture.md, Waiting room)."""
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,3 +34,15 @@ def room_socket_frame(
     if not waiting and result["room"]["state"] == "off":
         return None
     return room_frame(event_id, result["room"], result.get("you") or {})
+
+
+def room_frame_place_pending(frame: str) -> bool:
+    """Whether a buyer's own ``room`` frame shows a place without its ticket yet (an early
+    arrival before the start's draw)."""
+    place = json.loads(frame).get("place")
+    return place is not None and place["ticket"] is None
+
+
+def room_frame_drawn(frame: str) -> bool:
+    """Whether a ``room`` frame says the start's draw has given out the tickets."""
+    return bool(json.loads(frame)["drawn"])

@@ -147,18 +147,19 @@ def rooms_advance() -> int:
             client.srem(store.rooms_index_key(), event_id)
         for figure in ("waiting", "admitted", "active", "dropped"):
             metrics.ROOM.labels(event_id, figure).set(figures[figure])
-        frame, channel = room_frame(event_id, figures), store.room_channel(event_id)
-        if _published.get(channel) != frame:
-            client.publish(channel, frame)
-            _published[channel] = frame
+        room_publish(event_id, figures, only_changes=True)
         ticked += 1
     return ticked
 
 
-def room_publish(event_id: int, figures: dict) -> None:
-    """The room's figures to every socket waiting in it (the gateway's fan-out)."""
-    frame = room_frame(event_id, figures)
-    redis_client_get().publish(store.room_channel(event_id), frame)
+def room_publish(event_id: int, figures: dict, *, only_changes: bool = False) -> None:
+    """The room's figures to every socket waiting in it (the gateway's fan-out); with
+    ``only_changes``, nothing if this process published the same frame last."""
+    frame, channel = room_frame(event_id, figures), store.room_channel(event_id)
+    if only_changes and _published.get(channel) == frame:
+        return
+    redis_client_get().publish(channel, frame)
+    _published[channel] = frame
 
 
 def room_frame(event_id: int, figures: dict, you: dict | None = None) -> str:
