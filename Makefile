@@ -48,7 +48,8 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 # Starts (or finds) Postgres, Redis and the Kafka-compatible broker, migrates, seeds the
-# demo and runs every process of docs/architecture.md ("Processes") under honcho. Ctrl-C stops all of it.
+# demo and runs every process of README.md ("Processes") under honcho, each worker under
+# scripts/respawn.py (restarted when it crashes). Ctrl-C stops all of it.
 run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/backing_services.py exec -- \
 		bash scripts/run_local.sh

@@ -4,8 +4,8 @@ Each test gets its own Redis key prefix and its own Kafka topic names, so tests 
 see each other's seats or events, and a developer's local run on the same servers is
 never touched. Postgres isolation is pytest-django's (a test database, transactions).
 
-Shared fixtures: ``clock`` (the scripts' time, moved by hand) and ``sale`` (a small event
-on sale).
+Shared fixtures: ``clock`` (the scripts' time, moved by hand), ``sale`` (a small event
+on sale) and ``own_broker`` (a broker of the test's own, to kill and start again).
 """
 
 import uuid
@@ -68,3 +68,17 @@ def sale(db):
     event = EventFactory(venue=section.venue, sale_status=Event.SaleStatus.DRAFT)
     services.event_open_sale(event=event)
     return event
+
+
+@pytest.fixture
+def own_broker(settings):
+    """A Tansu broker of the test's own (not started yet), which the test's Kafka clients
+    use; stopped after the test."""
+    from apps.core.tests.brokers import TansuBroker
+
+    broker = TansuBroker()
+    settings.KAFKA_BOOTSTRAP_SERVERS = [broker.address]
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -29,8 +29,8 @@
    each step. The buying phase ends when every buyer is done or after ``--timeout``.
 5. Meanwhile every metrics endpoint is scraped once a second (web's /metrics on its own
    port, the workers' on SEATS_METRICS_BASE + n; names in apps/core/metrics.py; missing
-   ones print "n/a"), and the outbox length and the projections' cursors are read
-   directly (the same figures, without the metrics).
+   ones print "n/a"), and the outbox length (entries kept until every projection applied
+   them) and the projections' cursors are read directly (without the metrics).
 6. After the buying phase: until every hold has ended (the Celery sweep expires the
    abandoned ones) and the pipeline has drained (outbox empty, both cursors at the
    inventory's seq, and the metrics say lag 0 and backlog 0 where they exist); the sockets
@@ -186,9 +186,9 @@ def pipeline_warm(warm) -> None:  # type: ignore[no-untyped-def]
 
 
 class PipelineSampler:
-    """Once a second: the event's outbox length (entries the relay has not had acknowledged)
-    and how many seqs the persistence and stats cursors are behind the inventory's seq:
-    seats_outbox_backlog and (in seqs, not messages) seats_consumer_lag, read directly."""
+    """Once a second: the event's outbox length (entries not applied by every projection
+    yet: seats_outbox_kept) and how many seqs the persistence and stats cursors are behind
+    the inventory's seq (seats_consumer_lag in seqs, not messages), read directly."""
 
     def __init__(self, event_id: int) -> None:
         self.event_id = event_id
@@ -608,7 +608,7 @@ def timeline_print(
             sold[w] += r.seats
     print(
         "\n| t (s) | buyers arrived | commands/s | p99 ms | conflicts | seats sold | "
-        "outbox backlog max | consumer lag max |"
+        "outbox backlog max (kept) | consumer lag max |"
     )
     print("|---|---|---|---|---|---|---|---|")
     total_sold = 0
@@ -713,11 +713,12 @@ def pipeline_print(scraper: MetricsScraper, sampler: PipelineSampler) -> None:
     print(f"  consumer lag (seats_consumer_lag, messages): {lags}")
     oldest = "n/a" if not age else f"{max(age.values()):.1f} s"
     print(
-        f"  outbox backlog (seats_outbox_backlog): {fmt(backlog.get(''))}; oldest entry "
-        f"(seats_outbox_oldest_age_seconds): {oldest}"
+        f"  outbox backlog (seats_outbox_backlog, unpublished): {fmt(backlog.get(''))}; "
+        f"oldest kept entry (seats_outbox_oldest_age_seconds): {oldest}"
     )
     print(
-        f"  read directly: outbox length {direct_max('outbox')}; seqs behind the inventory: "
+        f"  read directly: outbox length (kept until applied) {direct_max('outbox')}; seqs "
+        "behind the inventory: "
         f"persistence {direct_max('persistence')}, stats {direct_max('stats')}"
     )
 

@@ -18,6 +18,7 @@ again when restarted in its group; the result must still be exact.
 
 import json
 import threading
+import traceback
 import uuid
 from dataclasses import dataclass, field
 
@@ -113,6 +114,11 @@ class Running:
         except BaseException as exc:  # handed to the test
             self.error = exc
 
+    @property
+    def crash(self) -> str:
+        """How the worker died, traceback included ("" while it has not)."""
+        return "" if self.error is None else "".join(traceback.format_exception(self.error))
+
     def start(self) -> "Running":
         self.thread.start()
         return self
@@ -124,13 +130,13 @@ class Running:
             lambda: self.error is not None or cursor_seq(self.worker.name, event) >= target,
             f"worker {self.worker.name} to reach seq {target}",
         )
-        assert self.error is None, self.error
+        assert self.error is None, self.crash
 
     def finish(self) -> None:
         self.stop.set()
         self.thread.join(WAIT_S)
         assert not self.thread.is_alive(), f"worker {self.worker.name} did not stop"
-        assert self.error is None, self.error
+        assert self.error is None, self.crash
 
 
 @dataclass

@@ -52,12 +52,17 @@ COMMAND_SECONDS = Histogram(
 # --- the outbox relay ---------------------------------------------------------------------
 OUTBOX_BACKLOG = Gauge(
     "seats_outbox_backlog",
-    "Outbox entries of an event that the broker has not acknowledged yet.",
+    "Envelopes of an event that the broker has not acknowledged yet.",
+    ["event"],
+)
+OUTBOX_KEPT = Gauge(
+    "seats_outbox_kept",
+    "Outbox entries of an event kept because some projection has not applied them yet.",
     ["event"],
 )
 OUTBOX_OLDEST_AGE = Gauge(
     "seats_outbox_oldest_age_seconds",
-    "Age of the event's oldest unpublished outbox entry (0 when the outbox is empty).",
+    "Age of the event's oldest kept outbox entry (0 when the outbox is empty).",
     ["event"],
 )
 RELAY_PUBLISHED = Counter(
@@ -86,6 +91,12 @@ CONSUMER_MESSAGES = Counter(
     "seats_consumer_messages",
     "Messages by result: applied, duplicate (seen before, skipped), dead_letter.",
     ["consumer", "result"],
+)
+PROJECTION_GAPS = Counter(
+    "seats_projection_gaps",
+    "Holes in an event's seq a projection met, by outcome: filled (the missing envelopes "
+    "read from the outbox) or repaired (rebuilt from the seat states).",
+    ["consumer", "outcome"],
 )
 
 # --- the live map (ws processes) ------------------------------------------------------------

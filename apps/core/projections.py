@@ -7,7 +7,11 @@ Each polled batch:
    be is a dead letter;
 2. the batch is applied in ONE database transaction, together with the worker's
    :class:`~apps.core.models.ProjectionCursor` rows: an envelope whose ``seq`` is not above
-   its event's cursor was applied already (delivery is at least once) and is skipped;
+   its event's cursor was applied already (delivery is at least once) and is skipped; one
+   more than one above it is never applied past the hole: the missing envelopes are read
+   from the write side's outbox (:meth:`ProjectionWorker.envelopes_missing`, kept there
+   until every projection applied them) and applied first, and if they are not there the
+   event's rows are repaired from the write side's state (:meth:`ProjectionWorker.event_repair`);
 3. when applying the batch raises, that attempt is rolled back and the batch is applied again
    message by message, each in its own savepoint, so only the poison message is a dead letter;
 4. dead letters go to ``<topic>.dlq`` (value = the original bytes, the reason in a header),
@@ -16,11 +20,13 @@ Each polled batch:
    after that. A crash between the two redelivers the batch, and the cursors turn the replay
    into a no-op.
 
-Subclasses implement :meth:`ProjectionWorker.batch_apply`.
+Subclasses implement :meth:`ProjectionWorker.batch_apply` and
+:meth:`ProjectionWorker.event_repair`. docs/architecture.md, "Gaps and repair".
 """
 
 import abc
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import close_old_connections, connection, transaction
@@ -28,11 +34,12 @@ from django.utils import timezone
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from apps.core import metrics
 from apps.core.envelopes import Envelope
 from apps.core.kafka import kafka_producer_create
 from apps.core.logs import envelope_context
 from apps.core.models import ProjectionCursor
-from apps.core.workers import BatchResult, Decoded, KafkaWorker, error_text
+from apps.core.workers import BatchResult, Decoded, KafkaWorker, error_text, workers_registered
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,27 @@ CATCH_UP_FETCH = {"max_partition_fetch_bytes": 4 * 1024 * 1024, "fetch_max_wait_
 
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
+
+
+def projections_applied(event_ids: list[int]) -> dict[int, int]:
+    """For each event every projection worker has a cursor of, the lowest of them: every
+    envelope up to that seq is applied everywhere (the outbox may forget it)."""
+    names = sorted(
+        name for name, cls in workers_registered().items() if issubclass(cls, ProjectionWorker)
+    )
+    cursors: dict[int, list[int]] = {}
+    rows = ProjectionCursor.objects.filter(event_id__in=event_ids, consumer__in=names)
+    for event_id, last_seq in rows.values_list("event_id", "last_seq"):
+        cursors.setdefault(event_id, []).append(last_seq)
+    return {e: min(seqs) for e, seqs in cursors.items() if len(seqs) == len(names)}
+
+
+@dataclass
+class Repair:
+    """What bringing one event's projection in line with the write side did."""
+
+    seq: int  # the projection now reflects the event up to and including this seq
+    changes: list[str] = field(default_factory=list)  # what was wrong, one line each
 
 
 class ProjectionWorker(KafkaWorker):
@@ -73,6 +101,34 @@ class ProjectionWorker(KafkaWorker):
         retries message by message and dead-letters only the ones that raise again, so an
         implementation must not swallow errors it cannot handle.
         """
+
+    @abc.abstractmethod
+    def event_repair(self, event_id: int) -> Repair:
+        """Bring this projection's rows of ``event_id`` in line with the write side's state,
+        read once; return the seq that state is at.
+
+        Runs in a transaction holding the event's cursor lock; the caller moves the cursor
+        to the returned seq, so envelopes up to it are skipped and later ones applied. Used
+        when envelopes are lost for good (a broker that lost its log, a trimmed outbox) and
+        by ``manage.py reconcile --repair``.
+        """
+
+    def envelopes_missing(
+        self, event_id: int, *, after_seq: int, before_seq: int
+    ) -> list[Envelope]:
+        """The envelopes of ``event_id`` with ``after_seq < seq < before_seq``, from wherever
+        they are kept besides the log; fewer (or none) when they are not all there."""
+        return []
+
+    def projection_repair(self, event_id: int) -> Repair:
+        """:meth:`event_repair` under the event's cursor lock, and the cursor moved to the
+        seq it reached: safe while this worker runs (its batches wait for the lock)."""
+        with transaction.atomic():
+            cursor = self._cursors_lock({event_id})[event_id]
+            repair = self.event_repair(event_id)
+            cursor.last_seq = repair.seq
+            cursor.save(update_fields=["last_seq", "updated_at"])
+        return repair
 
     def topics_to_ensure(self) -> list[str]:
         return self.topics + [dead_letter_topic(t) for t in self.topics]
@@ -98,8 +154,7 @@ class ProjectionWorker(KafkaWorker):
                     sql.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursors = self._cursors_lock({m.envelope.event_id for m in decoded})  # type: ignore[union-attr]
             before = {event_id: cursor.last_seq for event_id, cursor in cursors.items()}
-            fresh = self._fresh(decoded, cursors)
-            result.duplicates = len(decoded) - len(fresh)
+            fresh, result.duplicates = self._fresh(decoded, cursors)
             failed = self._apply(fresh)
             result.applied = len(fresh) - len(failed)
             dead += failed
@@ -134,29 +189,73 @@ class ProjectionWorker(KafkaWorker):
         )
         return {row.event_id: row for row in rows}
 
-    def _fresh(self, decoded: list[Decoded], cursors: dict[int, ProjectionCursor]) -> list[Decoded]:
-        fresh = []
+    def _fresh(
+        self, decoded: list[Decoded], cursors: dict[int, ProjectionCursor]
+    ) -> tuple[list[Decoded], int]:
+        """What to apply, in order: the envelopes past their event's cursor, with the holes
+        before any of them filled (or their event repaired); and how many were skipped as
+        applied before. Moves the cursors."""
+        fresh: list[Decoded] = []
+        skipped = 0
         for message in decoded:
             envelope = message.envelope
             assert envelope is not None
             cursor = cursors[envelope.event_id]
-            if envelope.seq <= cursor.last_seq:
-                continue  # applied before: a redelivery or a duplicate publish
             if envelope.seq > cursor.last_seq + 1:
-                # Only topic data loss (retention, an unclean broker) leaves a hole; the
-                # projection may be wrong for this event until it is rebuilt.
-                with envelope_context(envelope.id, envelope.request_id):
-                    log.warning(
-                        "worker %s: event %s jumps from seq %s to %s (%s missing)",
-                        self.name,
-                        envelope.event_id,
-                        cursor.last_seq,
-                        envelope.seq,
-                        envelope.seq - cursor.last_seq - 1,
-                    )
+                filled = self._gap_fill(message, cursor)
+                if filled is None:
+                    # Repaired: the rows reflect the event up to the cursor now, including
+                    # what this batch had queued for it.
+                    fresh = [m for m in fresh if m.envelope.event_id != envelope.event_id]  # type: ignore[union-attr]
+                else:
+                    fresh += filled
+                    cursor.last_seq = envelope.seq - 1
+            if envelope.seq <= cursor.last_seq:
+                skipped += 1  # applied before: a redelivery, a duplicate publish, or repaired
+                continue
             cursor.last_seq = envelope.seq
             fresh.append(message)
-        return fresh
+        return fresh, skipped
+
+    def _gap_fill(self, message: Decoded, cursor: ProjectionCursor) -> list[Decoded] | None:
+        """The envelopes between the cursor and ``message``, or None once the event was
+        repaired instead (``cursor.last_seq`` is then the seq the repair reached).
+
+        A hole means the log lost envelopes (a broker restarted empty, a re-created topic)
+        or a consumer resumed past them; applying past it would lose their changes for good.
+        """
+        envelope = message.envelope
+        assert envelope is not None
+        after, before = cursor.last_seq, envelope.seq
+        missing = self.envelopes_missing(envelope.event_id, after_seq=after, before_seq=before)
+        with envelope_context(envelope.id, envelope.request_id):
+            if [m.seq for m in missing] == list(range(after + 1, before)):
+                log.warning(
+                    "worker %s: event %s jumps from seq %s to %s; the %s missing read from "
+                    "the outbox",
+                    self.name,
+                    envelope.event_id,
+                    after,
+                    before,
+                    len(missing),
+                )
+                metrics.PROJECTION_GAPS.labels(self.name, "filled").inc()
+                # Dead-lettered, they would name the record that revealed the hole.
+                return [Decoded(message.record, envelope=m) for m in missing]
+            repair = self.event_repair(envelope.event_id)
+            cursor.last_seq = repair.seq
+            log.error(
+                "worker %s: event %s jumps from seq %s to %s and the missing envelopes are "
+                "gone; repaired from the write side at seq %s: %s",
+                self.name,
+                envelope.event_id,
+                after,
+                before,
+                repair.seq,
+                "; ".join(repair.changes) or "nothing to change",
+            )
+            metrics.PROJECTION_GAPS.labels(self.name, "repaired").inc()
+        return None
 
     def _apply(self, fresh: list[Decoded]) -> list[tuple[ConsumerRecord, str]]:
         """Apply the batch; on failure, message by message. Returns the dead letters."""

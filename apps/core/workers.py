@@ -268,7 +268,9 @@ class KafkaWorker(abc.ABC):
                 for tp in partitions
                 if tp in ends  # a partition the broker no longer has
             }
-        except KafkaError as exc:
+        except (KafkaError, KeyError) as exc:
+            # KeyError: kafka-python's answer for a partition the broker no longer has (a
+            # topic re-created with fewer partitions), until the group rebalances.
             log.debug("worker %s: lag unknown (%r)", self.name, exc)
             stats.lag = None
             return

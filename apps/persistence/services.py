@@ -6,6 +6,9 @@ statements whatever its size; the single-envelope services are the same code on 
 one. They run inside the consumer's batch transaction (apps/core/projections.py), which already
 skips envelopes applied before; they are idempotent on their own as well, so replaying a
 dead letter by hand is safe.
+
+``reservations_repair`` writes the rows from the write side's state instead, when the
+envelopes that carried it are lost for good (docs/architecture.md, Repair).
 """
 
 import itertools
@@ -14,12 +17,17 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.core.envelopes import Envelope
+from apps.core.projections import Repair
 from apps.persistence.models import Reservation, ReservedSeat
+from apps.reservations.redis.inventory import FullSnapshot, ReservationRecord
+from apps.reservations.selectors import event_seat_prices, inventory_snapshot_full_get
 
 
 class EnvelopeDataInvalid(ValueError):
@@ -281,3 +289,192 @@ def _cancellations_update(cancels: list[_Cancel]) -> None:
         raise ReservationNotRecorded(
             f"reservation {cancel.id} of event {cancel.event_id} was never recorded"
         )
+
+
+# --- repair from the write side's state (docs/architecture.md, Repair) ------------------
+
+
+@dataclass
+class _Plan:
+    """What bringing an event's rows in line with a snapshot takes. Each line is a
+    difference; ``records`` and ``cancels`` are the ones the repair fixes, the others are
+    only reported."""
+
+    records: list[tuple[uuid.UUID, ReservationRecord]]
+    cancels: list[uuid.UUID]
+    lines: list[tuple[str, str]]  # (difference, what the repair does about it)
+
+
+def reservations_differences(*, event_id: int, snapshot: FullSnapshot) -> list[str]:
+    """Where the event's reservation rows differ from the write side's reservations at
+    ``snapshot``; [] when they agree (read only: what reservations_repair would act on)."""
+    return [difference for difference, _ in _repair_plan(event_id, snapshot).lines]
+
+
+@transaction.atomic
+def reservations_repair(*, event_id: int) -> Repair:
+    """Bring the event's Reservation and ReservedSeat rows in line with the write side's
+    reservations, read once (one atomic snapshot); returns its seq and one line per
+    difference found, with what was done about it.
+
+    For when the envelopes that carried them are lost for good (docs/architecture.md,
+    Repair). A reservation Redis has and the rows do not is recorded: its holder, its seats
+    at the price Redis holds for them, cancelled if Redis says so; what is not known any
+    more is made up: its created_at (and cancelled_at) is now and its seq the snapshot's. A
+    reservation Redis cancelled is cancelled (cancelled_at: now). Anything else is reported
+    and left as it is: Redis never forgets a reservation, so a row it does not know means
+    Redis lost data, and a buyer's record is not destroyed on that account.
+
+    Idempotent. Runs under the caller's lock of the persistence cursor of the event
+    (ProjectionWorker.projection_repair, or a worker's batch), which it does not touch.
+    """
+    snapshot = inventory_snapshot_full_get(event_id=event_id)
+    plan = _repair_plan(event_id, snapshot)
+    # Cancellations first: they free the seats that reservations recorded now may hold.
+    now = timezone.now()
+    _cancellations_update(
+        [_Cancel(id=i, event_id=event_id, at=now, seats=[]) for i in plan.cancels]
+    )
+    _reservations_create(event_id, plan.records, snapshot, now)
+    return Repair(
+        seq=snapshot.seq, changes=[f"{difference}: {action}" for difference, action in plan.lines]
+    )
+
+
+def _repair_plan(event_id: int, snapshot: FullSnapshot) -> _Plan:
+    plan = _Plan(records=[], cancels=[], lines=[])
+    in_redis: dict[uuid.UUID, ReservationRecord] = {}
+    for raw_id, record in snapshot.reservations.items():
+        try:
+            in_redis[uuid.UUID(raw_id)] = record
+        except ValueError:
+            plan.lines.append((f"reservation {raw_id!r} in Redis: not a UUID", "left as is"))
+    rows = dict(Reservation.objects.filter(event_id=event_id).values_list("id", "status"))
+    active: dict[uuid.UUID, set[str]] = {}
+    for reservation_id, seat in ReservedSeat.objects.filter(
+        event_id=event_id, active=True
+    ).values_list("reservation_id", "seat_key"):
+        active.setdefault(reservation_id, set()).add(seat)
+    # Seat → the row that still sells it once the plan's cancellations are made.
+    sold = {
+        seat: reservation_id
+        for reservation_id, seats in active.items()
+        if not _cancelled(in_redis.get(reservation_id))
+        for seat in seats
+    }
+    for reservation_id, record in sorted(in_redis.items()):
+        row_status = rows.get(reservation_id)
+        if row_status is None:
+            _plan_record(plan, reservation_id, record, sold)
+        else:
+            _plan_compare(plan, reservation_id, record, row_status, active)
+    for reservation_id in sorted(rows.keys() - in_redis.keys()):
+        plan.lines.append(
+            (
+                f"reservation {reservation_id}: {rows[reservation_id]} in rows, unknown to Redis",
+                "kept (Redis lost it, or the row came from elsewhere: check by hand)",
+            )
+        )
+    return plan
+
+
+def _cancelled(record: ReservationRecord | None) -> bool:
+    return record is not None and record.status == Reservation.Status.CANCELLED
+
+
+def _plan_record(
+    plan: _Plan, reservation_id: uuid.UUID, record: ReservationRecord, sold: dict[str, uuid.UUID]
+) -> None:
+    """A reservation Redis has and the rows do not: recorded, unless another row still
+    sells one of its seats. That row is one Redis does not know (or whose seats it
+    disagrees with): a double sale, which stays for people to sort out."""
+    difference = (
+        f"reservation {reservation_id}: {record.status} in Redis ({record.holder}: "
+        f"{', '.join(record.seats)}), no row"
+    )
+    taken = [] if _cancelled(record) else [s for s in record.seats if s in sold]
+    if taken:
+        rows_selling = ", ".join(f"{seat} by {sold[seat]}" for seat in taken)
+        plan.lines.append((difference, f"not recorded: rows sell {rows_selling} (check by hand)"))
+        return
+    plan.records.append((reservation_id, record))
+    plan.lines.append((difference, "recorded as cancelled" if _cancelled(record) else "recorded"))
+    if not _cancelled(record):
+        sold.update(dict.fromkeys(record.seats, reservation_id))
+
+
+def _plan_compare(
+    plan: _Plan,
+    reservation_id: uuid.UUID,
+    record: ReservationRecord,
+    row_status: str,
+    active: dict[uuid.UUID, set[str]],
+) -> None:
+    """A reservation both have: a cancellation the rows missed is made; anything else is
+    reported."""
+    row_cancelled = row_status == Reservation.Status.CANCELLED
+    if _cancelled(record) and not row_cancelled:
+        plan.cancels.append(reservation_id)
+        plan.lines.append(
+            (f"reservation {reservation_id}: cancelled in Redis, {row_status} in rows", "cancelled")
+        )
+    elif row_cancelled and not _cancelled(record):
+        # Only Redis losing a cancellation it made leads here: which one is right is for
+        # people to say (the buyer may have been refunded).
+        plan.lines.append(
+            (f"reservation {reservation_id}: {record.status} in Redis, cancelled in rows", "kept")
+        )
+    elif not row_cancelled and active.get(reservation_id, set()) != set(record.seats):
+        in_rows = ", ".join(sorted(active.get(reservation_id, set()))) or "none"
+        plan.lines.append(
+            (
+                f"reservation {reservation_id}: seats {in_rows} in rows, Redis says "
+                f"{', '.join(record.seats)}",
+                "left as is",
+            )
+        )
+
+
+def _reservations_create(
+    event_id: int,
+    records: list[tuple[uuid.UUID, ReservationRecord]],
+    snapshot: FullSnapshot,
+    now: datetime,
+) -> None:
+    if not records:
+        return
+    catalog = event_seat_prices(event_id=event_id)
+
+    def price(seat: str) -> Decimal:
+        # The price Redis charged from (reserve.lua); the catalog's is the same unless it
+        # was changed behind the platform's back.
+        cents = snapshot.prices_cents.get(seat)
+        return Decimal(cents).scaleb(-2) if cents is not None else catalog[seat]
+
+    reservations, seats = [], []
+    for reservation_id, record in records:
+        cancelled = record.status == Reservation.Status.CANCELLED
+        reservations.append(
+            Reservation(
+                id=reservation_id,
+                event_id=event_id,
+                holder=record.holder,
+                total=sum((price(seat) for seat in record.seats), Decimal("0.00")),
+                status=Reservation.Status.CANCELLED if cancelled else Reservation.Status.RESERVED,
+                created_at=now,  # the real time went with the lost envelope
+                cancelled_at=now if cancelled else None,
+                seq=snapshot.seq,  # at most this: the seq of its seat.reserved is lost too
+            )
+        )
+        seats += [
+            ReservedSeat(
+                reservation_id=reservation_id,
+                event_id=event_id,
+                seat_key=seat,
+                price=price(seat),
+                active=not cancelled,
+            )
+            for seat in record.seats
+        ]
+    Reservation.objects.bulk_create(reservations, batch_size=1000)
+    ReservedSeat.objects.bulk_create(seats, batch_size=2000)

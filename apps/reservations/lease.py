@@ -20,9 +20,11 @@ from apps.reservations.redis.keys import event_keys, events_index_key
 log = logging.getLogger(__name__)
 
 # A crashed relay's events wait this long before another relay takes them over; the owner
-# renews every LEASE_REFRESH_S, so it must miss several renewals in a row to lose a lease.
-LEASE_TTL_MS = 10_000
-LEASE_REFRESH_S = 1.0
+# renews every LEASE_REFRESH_S (also while it waits for acknowledgements), so it must miss
+# several renewals in a row to lose a lease. Losing one by a long pause costs duplicates,
+# never loss or disorder a consumer cannot handle (it fills holes from the outbox).
+LEASE_TTL_MS = 3_000
+LEASE_REFRESH_S = 0.5
 
 # Compare-and-pexpire / compare-and-delete: a relay never extends or drops a lease another
 # relay took over after its own expired.

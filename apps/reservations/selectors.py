@@ -267,6 +267,18 @@ def inventory_snapshot_get(*, event_id: int) -> inventory.Snapshot:
     return inventory.inventory_snapshot(event_id=event_id)
 
 
+def inventory_snapshot_full_get(*, event_id: int) -> inventory.FullSnapshot:
+    """The snapshot with every reservation and seat price, consistent with one seq: what
+    the projections are derived from (their repair and reconciliation)."""
+    return inventory.inventory_snapshot_full(event_id=event_id)
+
+
+def inventory_event_ids_get() -> list[int]:
+    """Events whose inventory is in Redis, or is being loaded (the events index): the
+    events a sale was opened for."""
+    return inventory.inventory_event_ids()
+
+
 def event_index_problems(*, event_id: int) -> list[str]:
     """Where best available's row index disagrees with the seat states (docs/architecture.md,
     Best available); [] when it agrees. Opening the sale again rebuilds the index."""

@@ -1,4 +1,6 @@
-"""Writes of the stats projection: seat events → counts, the Redis hot copy, stats.updated."""
+"""Writes of the stats projection: seat events → counts, the Redis hot copy, stats.updated;
+and the counts rewritten from the write side's state when envelopes are lost for good
+(``stats_repair``)."""
 
 import logging
 import math
@@ -6,6 +8,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -15,11 +18,17 @@ from kafka.errors import KafkaError
 
 from apps.core.envelopes import Envelope
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
+from apps.core.projections import Repair
 from apps.reservations.models import Event, Seat, Section
-from apps.reservations.selectors import catalog_cached, event_sections
+from apps.reservations.redis.inventory import FullSnapshot
+from apps.reservations.selectors import (
+    catalog_cached,
+    event_sections,
+    inventory_snapshot_full_get,
+)
 from apps.stats.cache import stats_cache_set
 from apps.stats.models import EventStats, SectionStats
-from apps.stats.selectors import stats_body_from_db
+from apps.stats.selectors import COUNT_FIELDS, stats_body_from_db
 
 log = logging.getLogger(__name__)
 
@@ -316,3 +325,120 @@ def stats_envelope(body: dict) -> dict:
         "occurred_at": timezone.now().isoformat().replace("+00:00", "Z"),
         "data": body,
     }
+
+
+# --- the stats a state adds up to: reconcile and repair (docs/architecture.md, Repair) -----
+
+# What a seat's value in the write side's ``state`` hash makes it (absent: free).
+_STATE_OF = {"h": "held", "r": "reserved", "b": "blocked"}
+
+# The counts of one scope: COUNT_FIELDS and "revenue_cents". Scope None is the whole event,
+# any other the section of that id.
+Counts = dict[int | None, Counter[str]]
+
+
+def snapshot_counts(*, event_id: int, snapshot: FullSnapshot) -> Counts:
+    """The stats the event's seat events up to ``snapshot.seq`` add up to.
+
+    A seat counts in the state Redis has it in: a hold past its expiry that the sweep has
+    not ended yet is still held, as it is in the event stream until its seat.released. A
+    reserved seat adds the price Redis holds for it, which is what its seat.reserved
+    carried (``_charged_cents``) unless a category's price was changed behind the
+    platform's back since. Every section of the venue has a scope, seats or not, as
+    ``_event_lock`` creates them.
+    """
+    catalog = _seat_catalog(event_id)
+    counts: Counts = {None: Counter()}
+    counts.update((section_id, Counter()) for section_id in event_sections(event_id=event_id))
+    for section_id, _ in catalog.values():
+        for scope in (None, section_id):
+            counts.setdefault(scope, Counter()).update(("total", "free"))
+    for seat, value in snapshot.state.items():
+        if seat not in catalog:
+            continue  # impossible while the venue's layout is frozen (services.py)
+        section_id, catalog_cents = catalog[seat]
+        state = _STATE_OF[value[0]]
+        for scope in (None, section_id):
+            counts[scope]["free"] -= 1
+            counts[scope][state] += 1
+            if state == "reserved":
+                counts[scope]["revenue_cents"] += snapshot.prices_cents.get(seat, catalog_cents)
+    return counts
+
+
+def stats_differences(*, event_id: int, seq: int, expected: Counts) -> list[str]:
+    """How the event's stats rows differ from ``expected`` (snapshot_counts) at ``seq``;
+    [] when they agree. No rows at seq 0 agree: an event nothing happened to is all free."""
+    stats = EventStats.objects.filter(event_id=event_id).first()
+    if stats is None:
+        return [f"stats: none yet, inventory at seq {seq}"] if seq else []
+    problems = []
+    if stats.last_seq != seq:
+        problems.append(f"stats at seq {stats.last_seq}, inventory at seq {seq}")
+    rows: dict[int | None, EventStats | SectionStats] = {None: stats}
+    rows.update({row.section_id: row for row in SectionStats.objects.filter(event_id=event_id)})
+    names = event_sections(event_id=event_id)
+    for scope in sorted(expected.keys() | rows.keys(), key=lambda k: (k is not None, k or 0)):
+        label = "event" if scope is None else f"section {names.get(scope, scope)}"
+        row = rows.get(scope)
+        if row is None:
+            problems.append(f"stats: {label} has no row")
+            continue
+        want = _row_values(expected.get(scope, Counter()))
+        for name, value in want.items():
+            if getattr(row, name) != value:
+                problems.append(
+                    f"stats: {label} {name} is {getattr(row, name)}, Redis says {value}"
+                )
+    return problems
+
+
+@transaction.atomic
+def stats_repair(*, event_id: int) -> Repair:
+    """Rewrite the event's stats rows from the write side's state, read once; returns its
+    seq and what differed (stats_differences), [] when nothing did.
+
+    For when the envelopes are lost for good (docs/architecture.md, Repair): the counts are
+    what the state adds up to (snapshot_counts), rows missing are created, and the event's
+    ``last_seq`` becomes the state's seq, so stats_apply skips the envelopes up to it and
+    applies the later ones. As after stats_apply, the hot copy is rewritten once this
+    commits; ``stats.updated`` is the caller's to publish (the stats worker marks the event
+    for its publisher when the repair changed anything).
+
+    Idempotent. Runs under the caller's lock of the stats cursor of the event
+    (ProjectionWorker.projection_repair, or a worker's batch), which it does not touch.
+    """
+    # Every writer of an event's stats takes its row lock first (_event_lock). A missing
+    # row is created below; the caller's cursor lock keeps the worker out meanwhile.
+    list(EventStats.objects.select_for_update().filter(event_id=event_id).values_list("pk"))
+    snapshot = inventory_snapshot_full_get(event_id=event_id)
+    expected = snapshot_counts(event_id=event_id, snapshot=snapshot)
+    changes = stats_differences(event_id=event_id, seq=snapshot.seq, expected=expected)
+    if changes:
+        _stats_write(event_id, snapshot.seq, expected)
+        transaction.on_commit(lambda: stats_cache_refresh(event_ids=[event_id]))
+    return Repair(seq=snapshot.seq, changes=changes)
+
+
+def _row_values(counts: Counter[str]) -> dict[str, int | Decimal]:
+    """A stats row's columns for one scope's counts."""
+    values: dict[str, int | Decimal] = {name: counts[name] for name in COUNT_FIELDS}
+    values["revenue"] = Decimal(counts["revenue_cents"]).scaleb(-2)
+    return values
+
+
+def _stats_write(event_id: int, seq: int, expected: Counts) -> None:
+    EventStats.objects.update_or_create(
+        event_id=event_id, defaults={**_row_values(expected[None]), "last_seq": seq}
+    )
+    # A row of a section the venue no longer has (none can be: its layout is frozen) is
+    # zeroed, as stats_differences expects.
+    sections = set(expected) | set(
+        SectionStats.objects.filter(event_id=event_id).values_list("section_id", flat=True)
+    )
+    for section_id in sorted(s for s in sections if s is not None):
+        SectionStats.objects.update_or_create(
+            event_id=event_id,
+            section_id=section_id,
+            defaults=_row_values(expected.get(section_id, Counter())),
+        )

@@ -9,9 +9,10 @@ from typing import Any
 from django.db import transaction
 
 from apps.core.envelopes import Envelope
-from apps.core.projections import ProjectionWorker
+from apps.core.projections import ProjectionWorker, Repair
 from apps.core.workers import worker_register
-from apps.stats.services import StatsPublisher, stats_apply
+from apps.reservations.outbox import outbox_envelopes
+from apps.stats.services import StatsPublisher, stats_apply, stats_repair
 
 
 @worker_register
@@ -33,6 +34,18 @@ class StatsWorker(ProjectionWorker):
             # Marked only once the batch's transaction commits; a rolled-back attempt marks
             # nothing (its savepoint drops this callback).
             transaction.on_commit(lambda: self.publisher.mark(changed))
+
+    def envelopes_missing(
+        self, event_id: int, *, after_seq: int, before_seq: int
+    ) -> list[Envelope]:
+        return outbox_envelopes(event_id=event_id, after_seq=after_seq, before_seq=before_seq)
+
+    def event_repair(self, event_id: int) -> Repair:
+        repair = stats_repair(event_id=event_id)
+        if repair.changes:
+            # As after a batch: stats.updated once the repair's transaction commits.
+            transaction.on_commit(lambda: self.publisher.mark({event_id}))
+        return repair
 
     def after_poll(self) -> None:
         self.publisher.flush()

@@ -139,6 +139,10 @@ KAFKA_TOPIC_STATS_EVENTS = env("KAFKA_TOPIC_STATS_EVENTS", default="stats-events
 # Consumer groups are "<prefix>-<consumer>": a second deployment (or a test's own stack) on
 # the same broker needs its own.
 KAFKA_GROUP_PREFIX = env("KAFKA_GROUP_PREFIX", default="seats")
+# An event's outbox keeps each envelope until every projection applied it, but never more
+# than this many entries (about 0.5 KB each): past it the oldest ones the broker has go
+# (docs/architecture.md, "Gaps and repair").
+SEATS_OUTBOX_KEEP_MAX = env.int("SEATS_OUTBOX_KEEP_MAX", default=1_000_000)
 
 # --- channels and the live map ---------------------------------------------------------
 # The live map's frames do not go through the channel layer: the gateway bridge PUBLISHes

@@ -12,7 +12,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from apps.core.kafka import kafka_producer_create
 from apps.reservations.lease import Leases
-from apps.reservations.relay import RelayPublishError, outbox_publish
+from apps.reservations.relay import RelayPublishError, Sent, outbox_publish, outbox_relay_run
 
 # A guard against hanging (Tansu's first consumer-group join takes seconds), not a timing.
 WAIT_S = 90
@@ -26,19 +26,28 @@ def wait_until(condition: Callable[[], bool], what: str, *, timeout: float = WAI
         time.sleep(0.05)
 
 
-def outbox_relay_once(*, producer: KafkaProducer) -> int:
-    """Publish what the outboxes hold now, for every event no other relay leases, with the
-    relay's own passes (apps/reservations/relay.py), then hand the leases back.
+# Each test's relay positions (keyed by its Redis prefix, unique per test): one long-running
+# relay remembers what the broker acknowledged between passes, and so do these helpers.
+_POSITIONS: dict[str, dict[int, Sent]] = {}
 
-    Returns how many entries the broker acknowledged (and were trimmed). Raises
-    RelayPublishError when some were not; they stay in their streams.
+
+def outbox_relay_once(*, producer: KafkaProducer, sent: dict[int, Sent] | None = None) -> int:
+    """Publish what the outboxes hold past what this test's relay published before, for
+    every event no other relay leases, with the relay's own passes
+    (apps/reservations/relay.py), then hand the leases back. ``sent``: positions of a relay
+    of the caller's own (``{}``: one that just started, so everything kept goes again).
+
+    Returns how many entries the broker acknowledged. Raises RelayPublishError when some
+    were not; they are sent on the next call.
     """
+    if sent is None:
+        sent = _POSITIONS.setdefault(settings.SEATS_REDIS_PREFIX, {})
     leases = Leases()
     acknowledged = 0
     try:
         leases.refresh(force=True)
         while True:
-            result = outbox_publish(producer=producer, leases=leases)
+            result = outbox_publish(producer=producer, leases=leases, sent=sent)
             acknowledged += result.acknowledged
             if result.error is not None:
                 raise RelayPublishError(acknowledged=acknowledged, cause=result.error)
@@ -49,7 +58,8 @@ def outbox_relay_once(*, producer: KafkaProducer) -> int:
 
 
 def relay() -> int:
-    """Publish every outbox entry once (as `manage.py relay_outbox` would); how many."""
+    """Publish every outbox entry not published yet (as `manage.py relay_outbox` would);
+    how many."""
     producer = kafka_producer_create()
     try:
         return outbox_relay_once(producer=producer)
@@ -123,3 +133,23 @@ class Running:
             thread.join(WAIT_S)
             assert not thread.is_alive(), "a worker did not stop"
         assert not self.errors, self.errors
+
+
+class RelayThread:
+    """``outbox_relay_run`` in a thread, as the management command runs it in a process."""
+
+    def __init__(self, **producer_options: object) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=outbox_relay_run,
+            kwargs={"stop": self.stop, "producer_options": producer_options},
+        )
+
+    def __enter__(self) -> "RelayThread":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=15)
+        assert not self.thread.is_alive(), "the relay did not stop"

