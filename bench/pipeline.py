@@ -9,7 +9,8 @@
    (10%, the hold stays live); staff block a few seats and cancel some reservations. It stops
    at ``--events`` domain events (default 24,000) or when seats run out.
 3. The outbox relay (``outbox_relay_once``) publishes everything to a bench topic of its own
-   (``seat-events-bench-<run>``); its rate is printed too.
+   (``seat-events-bench-<run>``); its rate is printed too, and at the end the relay's trim
+   of the outbox (entries every projection applied), timed.
 4. Each registered projection consumer (``persistence``, and ``stats`` once an app registers
    it; ``--consumers`` picks some) runs ``run()`` in a new consumer group from the beginning
    of the topic until it has processed every message. Printed: the whole run (group join
@@ -137,6 +138,17 @@ def relay_all() -> tuple[int, float]:
     finally:
         producer.close(timeout=10)
     return published, time.perf_counter() - began
+
+
+def outbox_trim_applied_timed(event_id: int) -> tuple[int, float]:
+    """The relay's trim of what every projection applied (docs/architecture.md, "The
+    outbox keeps what is not applied yet"), timed: the cursors' query and the Lua walks."""
+    from apps.core.projections import projections_applied
+    from apps.reservations.outbox import outbox_trim_applied
+
+    began = time.perf_counter()
+    dropped = outbox_trim_applied(projections_applied([event_id]))
+    return dropped, time.perf_counter() - began
 
 
 # --- consumers -----------------------------------------------------------------------------
@@ -326,6 +338,11 @@ def main() -> None:
             consumer_bench(name, published, args.timeout)
             if name == "persistence":
                 print(f"    check: {persistence_check(event)}")
+        dropped, elapsed = outbox_trim_applied_timed(event.pk)
+        print(
+            f"  outbox trim (the relay's, once both projections applied everything): {dropped:,} "
+            f"entries dropped in {elapsed * 1000:.0f} ms ({dropped / elapsed:,.0f} entries/s)"
+        )
     finally:
         print("cleanup: " + bench_cleanup(database=db_created))
 

@@ -1,7 +1,9 @@
 """Reservations as recorded from the event stream (the ``persistence`` consumer).
 
 These rows are a projection: the write side (Redis) decides, ``seat.reserved`` and
-``seat.released`` (reason ``cancelled``) carry the decision here. Nothing else writes them.
+``seat.released`` (reason ``cancelled``) carry the decision here. Nothing else writes them,
+except the repair from Redis' state when those envelopes are lost for good
+(services.reservations_repair; docs/architecture.md, Repair).
 """
 
 from django.db import models
