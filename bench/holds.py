@@ -190,14 +190,31 @@ def phase_script(processes: int, first_id: int, events: int, seconds: float, fil
     for w in workers:
         w.start()
     tally = Tally()
+    redis_before = redis_cpu_s()
     for _ in workers:  # drain before join: a full pipe would block the children
         tally.merge(out.get(timeout=seconds + 60))
+    redis_used = redis_cpu_s() - redis_before
     for w in workers:
         w.join(timeout=10)
     report(
         f"{processes} process{'es' if processes > 1 else ''}", tally, tally.elapsed, "script calls"
     )
+    if redis_used > 0:
+        # Redis runs scripts on one thread: calls per CPU second of it is what one Redis
+        # (one cluster shard) could do with clients enough (docs/architecture.md, "Capacity").
+        calls = len(tally.latencies)
+        print(
+            f"    Redis CPU {redis_used:.2f} s = {redis_used / calls * 1e6:.0f} µs a call: "
+            f"{calls / redis_used:,.0f} script calls per Redis core-second"
+        )
     print("   ", double_booking_check(event_ids, tally))
+
+
+def redis_cpu_s() -> float:
+    """CPU seconds the Redis server has used so far (its INFO; shared with whatever else
+    uses this Redis, so an upper bound for the bench's share)."""
+    info = redis_client_get().info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 # --- (b) over HTTP -----------------------------------------------------------------------------

@@ -437,7 +437,11 @@ def backing_services_env(embedded: bool, stack: contextlib.ExitStack) -> dict[st
         env[service.env_var] = url
         if service is POSTGRES:
             ensure_database(url, must_succeed=chosen_here)
-    if embedded or not os.environ.get("CELERY_BROKER_URL"):
+    # A Redis Cluster has no database 1, and Celery's broker cannot be a cluster: with
+    # REDIS_CLUSTER the settings ask for CELERY_BROKER_URL (docs/architecture.md, "Redis
+    # Cluster").
+    cluster = os.environ.get("REDIS_CLUSTER", "").lower() in ("1", "true", "yes", "on")
+    if not cluster and (embedded or not os.environ.get("CELERY_BROKER_URL")):
         # Celery gets its own database on the same Redis: its keys never mix with seat state.
         env["CELERY_BROKER_URL"] = url_with_db(env["REDIS_URL"], 1)
     return env

@@ -4,7 +4,9 @@ starts them, on the running test's database, Redis prefix, Kafka topics and grou
 By default only what a buyer's page needs runs: the one origin (proxy: nginx) in front of
 web (granian) and ws (daphne), relay, persistence, stats and gateway. Celery is left out:
 nothing in a browser test waits for a hold to expire (``Stack(..., processes=ALL)`` runs it).
-Each worker's metrics port is ``metrics_url(name)``.
+Each worker's metrics port is ``metrics_url(name)``. ``env`` adds to (or overrides) the
+processes' environment, e.g. SEATS_HTTP_UPSTREAMS for a proxy in front of several stacks
+(tests/test_web_nodes.py: two web nodes as two machines on the same backing services).
 """
 
 import http.client
@@ -65,13 +67,16 @@ def database_url() -> str:
 
 
 class Stack:
-    def __init__(self, log_path: Path, processes: list[str] = PROCESSES) -> None:
+    def __init__(
+        self, log_path: Path, processes: list[str] = PROCESSES, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.http_port, self.ws_port = free_port(), free_port()
         self.metrics_base = free_port_range(len(METRICS_OFFSETS))
         self.processes = processes
         self.log_path = log_path
+        self.env = env or {}
         self.run_dir = tempfile.mkdtemp(prefix="seats-stack-")  # nginx's files
         # Started as root, nginx's workers run as nobody: they must reach the temporary
         # files of request bodies over client_body_buffer_size (16 KB) in there.
@@ -80,7 +85,7 @@ class Stack:
 
     def environment(self) -> dict[str, str]:
         bin_dir = str(Path(sys.executable).parent)  # granian, daphne, nginx of this virtualenv
-        return os.environ | {
+        environment = os.environ | {
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": database_url(),
@@ -99,6 +104,7 @@ class Stack:
             "KAFKA_GROUP_PREFIX": settings.SEATS_REDIS_PREFIX,
             "PYTHONUNBUFFERED": "1",
         }
+        return environment | self.env
 
     def __enter__(self) -> "Stack":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

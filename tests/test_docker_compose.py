@@ -241,6 +241,24 @@ def test_one_origin_proxy_publishes_8000_in_front_of_web_and_ws():
         assert not service(name).get("ports"), f"{name} is reached through the proxy only"
 
 
+def test_the_proxy_spreads_over_every_replica_of_web_and_ws():
+    """`up --scale web=2 --scale ws=2` (docs/architecture.md, "Several web nodes"): nginx
+    resolves the service names when it starts, after every replica is healthy, and Docker's
+    DNS answers with all of them, so each becomes a server of the upstream. Nothing may pin
+    one container (a container name, a host port: a second replica could not start), and
+    since nginx resolves only at start, compose restarts the proxy when it restarts or
+    recreates web or ws (new containers, new addresses)."""
+    proxy = service("proxy")
+    env = proxy["environment"]
+    template = (ROOT / "config" / "nginx" / "seats.conf.template").read_text()
+    for name, variable in (("web", "SEATS_HTTP_UPSTREAM"), ("ws", "SEATS_WS_UPSTREAM")):
+        assert env[variable].split(":")[0] == name, f"{variable} is not the service {name}"
+        assert f"server ${{{variable}}};" in template
+        assert "container_name" not in service(name), f"{name} cannot have replicas"
+        assert not service(name).get("ports"), f"{name} cannot have replicas"
+        assert proxy["depends_on"][name].get("restart") is True, f"{name}: no restart: true"
+
+
 def test_ws_runs_several_daphne_workers_on_one_port():
     ws = service("ws")
     env = ws["environment"]
@@ -442,6 +460,23 @@ def test_workers_serve_metrics_and_are_checked_by_their_heartbeat():
         assert has_healthcheck(svc), f"{name} has no healthcheck"
         assert svc["healthcheck"]["test"][-2:] == ["python", "scripts/worker_alive.py"], name
     assert (ROOT / "scripts" / "worker_alive.py").is_file()
+
+
+def test_persistence_and_stats_scale_to_several_members_of_their_group():
+    """`up --scale persistence=2 --scale stats=2` (docs/architecture.md, "Several workers in
+    a group"): every copy runs the same consumer, so joins the same group; nothing pins one
+    container (a container name, a host port: a second copy could not start); and the
+    topics created on first use have partitions enough to share."""
+    for name in ("persistence", "stats"):
+        svc = service(name)
+        assert command_of(name)[-2:] == ["consume_kafka", name], name
+        assert "container_name" not in svc, f"{name} cannot have several copies"
+        published = [p for p in svc.get("ports") or [] if p.get("published")]
+        assert not published, f"{name} publishes host ports {published}: one copy only"
+    from apps.core.kafka import TOPIC_PARTITIONS
+
+    partitions = int(service("kafka")["environment"]["KAFKA_NUM_PARTITIONS"])
+    assert partitions == TOPIC_PARTITIONS, "auto-created topics differ from created ones"
 
 
 def test_celery_runs_threads_so_the_sweep_counts_where_metrics_are_served():

@@ -18,7 +18,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from apps.core.redis import redis_client_get
+from apps.core.redis import redis_script
 
 # An IPv6 subscriber is given a whole /64 (at least) and picks addresses in it at will:
 # any address in one /64 is the same client.
@@ -74,7 +74,7 @@ return {count, ttl}
 
 @cache
 def _new_buyer_script() -> Script:
-    return redis_client_get().register_script(NEW_BUYER_SCRIPT)
+    return redis_script(NEW_BUYER_SCRIPT)
 
 
 def new_buyer_admit(request: Request | HttpRequest) -> None:

@@ -18,10 +18,11 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from apps.core import idempotency
 from apps.core.addresses import client_address
-from apps.core.redis import redis_client_get
+from apps.core.redis import redis_script, slot_tag
 
 # KEYS[1]: the caller's request log, a sorted set of request times (ms), DRF's sliding
-# window; KEYS[2] (only with an Idempotency-Key): the key's record.
+# window; KEYS[2] (only with an Idempotency-Key): the key's record. Both carry the caller's
+# hash tag (one slot on a Redis Cluster: idempotency.record_key).
 # ARGV: now (ms), window (ms), limit (-1: none), a unique member, in-flight mark, its ttl (s).
 DOOR_SCRIPT = """
 if KEYS[2] then
@@ -45,7 +46,7 @@ return {'in'}
 
 @cache
 def _door_script() -> Script:
-    return redis_client_get().register_script(DOOR_SCRIPT)
+    return redis_script(DOOR_SCRIPT)
 
 
 class BuyerRateThrottle(SimpleRateThrottle):
@@ -57,20 +58,26 @@ class BuyerRateThrottle(SimpleRateThrottle):
     num_requests: int | None
     duration: int | None
 
-    def get_cache_key(self, request: Request, view: object) -> str:
+    @staticmethod
+    def caller(request: Request) -> str:
+        """Who the rate counts: the user, the session, or the client address."""
         if request.user.is_authenticated:
-            ident = f"user:{request.user.pk}"
-        elif request.session.session_key:
-            ident = f"session:{request.session.session_key}"
-        else:
-            ident = client_address(request)
-        return f"{settings.SEATS_REDIS_PREFIX}:throttle:{self.scope}:{ident}"
+            return f"user:{request.user.pk}"
+        if request.session.session_key:
+            return f"session:{request.session.session_key}"
+        return client_address(request)
+
+    def get_cache_key(self, request: Request, view: object) -> str:
+        caller = self.caller(request)
+        return f"{settings.SEATS_REDIS_PREFIX}:throttle:{self.scope}:{slot_tag(caller)}"
 
     def allow_request(self, request: Request, view: object) -> bool:
         self._wait_s = None
         claim = idempotency.claim_of(request)
         if self.rate is None and claim is None:
             return True
+        if claim is not None:
+            claim.key = idempotency.record_key(claim.scope, self.caller(request))
         now_ms = int(self.timer() * 1000)
         outcome, *detail = _door_script()(
             keys=[self.get_cache_key(request, view), *([claim.key] if claim else [])],

@@ -17,6 +17,8 @@ from django_redis import get_redis_connection
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 from redis import RedisError
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from apps.core.metrics import metrics_text
 from apps.core.redis import redis_client_get
@@ -34,7 +36,11 @@ def _postgres() -> None:
 
 
 def _redis() -> None:
-    redis_client_get().ping()
+    client = redis_client_get()
+    if isinstance(client, RedisCluster):
+        client.ping(target_nodes=RedisCluster.PRIMARIES)  # every master: each has its slots
+    else:
+        client.ping()
 
 
 def _cache() -> None:
@@ -61,7 +67,7 @@ def readiness_checks() -> dict[str, str]:
     for name, check in CHECKS.items():
         try:
             check()
-        except (DatabaseError, RedisError, KafkaError, OSError) as exc:
+        except (DatabaseError, RedisError, RedisClusterException, KafkaError, OSError) as exc:
             log.warning("readiness: %s does not answer: %r", name, exc)
             results[name] = f"unavailable: {type(exc).__name__}"
         else:

@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.core.addresses import client_address
 from apps.core.http import MAX_COMMAND_BODY, BodyTooLarge, body_length
-from apps.core.redis import redis_client_get
+from apps.core.redis import redis_client_get, slot_tag
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -42,7 +42,7 @@ IN_FLIGHT_SECONDS = 60
 NOT_KEPT = frozenset({401, 403, 429})
 
 
-def _redis_key(request: HttpRequest, key: str) -> str:
+def _scope(request: HttpRequest, key: str) -> str:
     # Keys are only unique per client: scope them by whatever identifies the caller.
     caller = (
         request.META.get("HTTP_AUTHORIZATION")
@@ -52,8 +52,16 @@ def _redis_key(request: HttpRequest, key: str) -> str:
     return _scoped(caller, key)
 
 
+def record_key(scope: str, caller: str) -> str:
+    """Where a key's record lives: its ``scope`` under the hash tag of ``caller``, the
+    buyer as the door's rate counts them (door.py, ``caller``), whose one script reads the
+    record and the buyer's rate window together: on a Redis Cluster a script's keys must
+    share a slot. A retry reaches the same record: the same caller sends it."""
+    return f"{settings.SEATS_REDIS_PREFIX}:idempotency:{slot_tag(caller)}:{scope}"
+
+
 def _redis_key_after(request: HttpRequest, key: str) -> str | None:
-    """The scope of this caller's retry, if the command just gave them a new session.
+    """Where this caller's retry looks, if the command just gave them a new session.
 
     An anonymous buyer's first command (usually the hold) creates their session: its retry
     carries the new cookie, so it would miss the answer filed under the old scope and run
@@ -65,12 +73,12 @@ def _redis_key_after(request: HttpRequest, key: str) -> str | None:
     new = session.session_key if session is not None else None
     if not new or new == request.COOKIES.get(settings.SESSION_COOKIE_NAME):
         return None
-    return _scoped(new, key)
+    # The door counts the retry by its session, as it counts any anonymous buyer's.
+    return record_key(_scoped(new, key), f"session:{new}")
 
 
 def _scoped(caller: str, key: str) -> str:
-    scope = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
-    return f"{settings.SEATS_REDIS_PREFIX}:idempotency:{scope}"
+    return hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -79,10 +87,12 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
 
 @dataclass
 class Claim:
-    """A request's Idempotency-Key: its record's Redis key and the request's fingerprint."""
+    """A request's Idempotency-Key: its scope (the caller and the key, hashed), the
+    request's fingerprint and, once the door has seen the caller, its record's Redis key."""
 
-    key: str
+    scope: str
     fingerprint: str
+    key: str = ""  # set at the door: record_key
     claimed: bool = False  # the door marked it in flight for this request
     answered: bool = False  # the door found a record and answered from it
 
@@ -126,7 +136,7 @@ def idempotent(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
         fingerprint = hashlib.sha256(
             f"{request.method} {request.path}\n".encode() + request.body
         ).hexdigest()
-        claim = Claim(_redis_key(request, key), fingerprint)
+        claim = Claim(_scope(request, key), fingerprint)
         request.idempotency_claim = claim  # type: ignore[attr-defined]
         redis = redis_client_get()
         try:

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from kafka.consumer.fetcher import ConsumerRecord
+from redis.cluster import RedisCluster
 
 from apps.core.envelopes import Envelope
 from apps.core.redis import redis_client_get
@@ -101,10 +102,17 @@ class GatewayBridge(KafkaWorker):
             by_event.setdefault(message.envelope.event_id, []).append(message.envelope)
             result.applied += 1
         if by_event:
-            with self._redis.pipeline(transaction=False) as pipe:
-                for event_id, envelopes in by_event.items():
-                    pipe.publish(live_channel(event_id), live_frame(event_id, envelopes))
-                pipe.execute()
+            frames = {live_channel(e): live_frame(e, items) for e, items in by_event.items()}
+            if isinstance(self._redis, RedisCluster):
+                # redis-py's cluster pipeline refuses PUBLISH; a classic PUBLISH reaches the
+                # subscribers of every node (docs/architecture.md, "Redis Cluster").
+                for channel, frame in frames.items():
+                    self._redis.publish(channel, frame)
+            else:
+                with self._redis.pipeline(transaction=False) as pipe:
+                    for channel, frame in frames.items():
+                        pipe.publish(channel, frame)
+                    pipe.execute()
             # Let the next changes gather: at most one frame per event per window (the
             # widest window of the events in this batch: an on-sale is usually one event).
             audience = max(self._audience(event_id) for event_id in by_event)

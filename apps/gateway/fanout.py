@@ -20,6 +20,7 @@ import weakref
 from typing import Protocol
 
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 from autobahn.exception import Disconnected
 from django.conf import settings
 
@@ -52,8 +53,16 @@ class Fanout:
     """One per event loop (a web process runs one): see ``fanout_get``."""
 
     def __init__(self) -> None:
-        self._redis = aioredis.Redis.from_url(settings.REDIS_URL)
-        self._pubsub = self._redis.pubsub()
+        self._redis: aioredis.Redis | aiocluster.RedisCluster
+        if settings.REDIS_CLUSTER:
+            # The reports go to their keys' nodes; the subscription is classic Pub/Sub on the
+            # node REDIS_URL names, which every node's PUBLISH reaches (docs/architecture.md,
+            # "Redis Cluster").
+            self._redis = aiocluster.RedisCluster.from_url(settings.REDIS_URL)
+            self._pubsub = aioredis.Redis.from_url(settings.REDIS_URL).pubsub()
+        else:
+            self._redis = aioredis.Redis.from_url(settings.REDIS_URL)
+            self._pubsub = self._redis.pubsub()
         self._sockets: dict[str, set[FrameSink]] = {}
         self._subscribed: dict[str, asyncio.Event] = {}
         self._reader: asyncio.Task | None = None

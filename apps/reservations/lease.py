@@ -14,7 +14,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from apps.core.redis import redis_client_get
+from apps.core.redis import pipeline_scripts, redis_client_get
 from apps.reservations.redis.keys import event_keys, events_index_key
 
 log = logging.getLogger(__name__)
@@ -70,15 +70,11 @@ class Leases:
         held = sorted(self.held)
         wanted = sorted(indexed - self.held)
         pipe = client.pipeline(transaction=False)
-        for event_id in held:
-            self._renew(
-                keys=[event_keys(event_id).relay_lease],
-                args=[self.owner, LEASE_TTL_MS],
-                client=pipe,
-            )
+        renewals = [([event_keys(e).relay_lease], [self.owner, LEASE_TTL_MS]) for e in held]
+        renewed = pipeline_scripts(pipe, self._renew, renewals)
         for event_id in wanted:
             pipe.set(event_keys(event_id).relay_lease, self.owner, nx=True, px=LEASE_TTL_MS)
-        replies = pipe.execute()
+        replies = [*renewed, *pipe.execute()]
         lost = {e for e, renewed in zip(held, replies[: len(held)], strict=True) if not renewed}
         if lost:
             # Another relay may be publishing these now; duplicates are possible, never loss.
@@ -92,7 +88,7 @@ class Leases:
         if not self.held:
             return
         pipe = redis_client_get().pipeline(transaction=False)
-        for event_id in sorted(self.held):
-            self._release(keys=[event_keys(event_id).relay_lease], args=[self.owner], client=pipe)
+        leases = [([event_keys(e).relay_lease], [self.owner]) for e in sorted(self.held)]
+        pipeline_scripts(pipe, self._release, leases)
         pipe.execute()
         self.held = set()

@@ -19,7 +19,7 @@ seat states instead.
 from typing import Any, cast
 
 from apps.core.envelopes import Envelope, EnvelopeError, envelope_parse
-from apps.core.redis import redis_client_get
+from apps.core.redis import pipeline_scripts, redis_client_get
 from apps.reservations.redis.keys import event_keys
 
 Entry = tuple[str, dict[str, Any]]  # (stream id, fields: "seq", "envelope")
@@ -103,9 +103,9 @@ def outbox_trim_applied(applied: dict[int, int]) -> int:
     pending = dict(applied)
     while pending:
         pipe = client.pipeline(transaction=False)
-        for event_id, seq in pending.items():
-            trim(keys=[event_keys(event_id).outbox], args=[seq, TRIM_CHUNK], client=pipe)
-        counts = dict(zip(pending, pipe.execute(), strict=True))
+        calls = [([event_keys(e).outbox], [seq, TRIM_CHUNK]) for e, seq in pending.items()]
+        trimmed = [*pipeline_scripts(pipe, trim, calls), *pipe.execute()]
+        counts = dict(zip(pending, trimmed, strict=True))
         dropped += sum(counts.values())
         pending = {e: pending[e] for e, n in counts.items() if n >= TRIM_CHUNK}
     return dropped

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import (
     ClusterAuthorizationFailedError,
@@ -401,6 +401,8 @@ def outbox_relay_run(
             log.warning("outbox relay %s: leases not released (%s); they expire", leases.owner, exc)
         _producer_close(producer, timeout=STOP_GRACE_S)
         watch.close()
+        # This thread's database connection (the cursors the trim reads): not leaked.
+        connections.close_all()
         log.info("outbox relay %s: stopped", leases.owner)
 
 

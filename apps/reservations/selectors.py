@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from redis.commands.core import Script
 
-from apps.core.redis import redis_client_get
+from apps.core.redis import redis_client_get, redis_script
 from apps.reservations.best_available import SeatPlace
 from apps.reservations.layouts import LAYOUT_FORMAT
 from apps.reservations.models import Event, Venue
@@ -70,7 +70,7 @@ def _event_cache_keys(event_id: int) -> tuple[str, str]:
 
 @cache
 def _event_cache_fill() -> Script:
-    return redis_client_get().register_script(EVENT_CACHE_FILL)
+    return redis_script(EVENT_CACHE_FILL)
 
 
 def event_public_get(*, event_id: int) -> PublicEvent | None:

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from redis.commands.core import Script
 
-from apps.core.redis import redis_client_get
+from apps.core.redis import redis_script
 from apps.reservations.redis import inventory
 from apps.reservations.redis.keys import event_keys
 
@@ -49,7 +49,7 @@ def room_channel(event_id: int) -> str:
 @cache
 def _script(name: str) -> Script:
     source = "\n".join((SCRIPTS_DIR / f"{part}.lua").read_text() for part in ("room", name))
-    return redis_client_get().register_script(source)
+    return redis_script(source)
 
 
 class RoomRefusal(Exception):

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -107,6 +108,19 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
 
 # --- redis: the write side's seat inventory, the cache and the channel layer ------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# REDIS_CLUSTER=true: REDIS_URL is one node of a Redis Cluster (database 0; the client finds
+# the other nodes) and everything that uses apps/core/redis.py runs on the cluster. The
+# cache (sessions) and Celery's broker have no cluster client and stay on plain Redis
+# servers, which must then be named: CACHE_REDIS_URL and CELERY_BROKER_URL
+# (docs/architecture.md, "Redis Cluster").
+REDIS_CLUSTER = env.bool("REDIS_CLUSTER", default=False)
+if REDIS_CLUSTER:
+    for _plain in ("CACHE_REDIS_URL", "CELERY_BROKER_URL"):
+        if not env.str(_plain, default=""):
+            raise ImproperlyConfigured(
+                f"REDIS_CLUSTER is on: set {_plain} to a plain Redis server, not the cluster "
+                '(docs/architecture.md, "Redis Cluster")'
+            )
 # Every key the platform writes starts with this, so tests (and several deployments on
 # one Redis) stay apart.
 SEATS_REDIS_PREFIX = env("SEATS_REDIS_PREFIX", default="seats")
@@ -149,7 +163,9 @@ SEATS_OUTBOX_KEEP_MAX = env.int("SEATS_OUTBOX_KEEP_MAX", default=1_000_000)
 # one frame per event and window, and each web process writes it to its own sockets
 # (apps/gateway/fanout.py, docs/architecture.md, Gateway). Nothing uses the layer today
 # (the event socket opts out: channel_layer_alias in apps/gateway/consumers.py); it stays
-# configured so that Channels' groups work for whatever comes to need them.
+# configured so that Channels' groups work for whatever comes to need them. It only
+# PUBLISHes and SUBSCRIBEs (no keys), so on a Redis Cluster it works through the node
+# REDIS_URL names: classic Pub/Sub reaches every node (channels_redis has no cluster client).
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -53,11 +53,11 @@ def test_ipv6_clients_count_by_their_64(trusted_proxies):
 
 def test_an_idempotency_key_without_a_session_is_scoped_by_the_address(trusted_proxies):
     trusted_proxies(0)
-    one = idempotency._redis_key(request(xff="6.6.6.6"), "k")
-    assert idempotency._redis_key(request(xff="7.7.7.7"), "k") == one
-    assert idempotency._redis_key(request(remote="10.9.9.9"), "k") != one
+    one = idempotency._scope(request(xff="6.6.6.6"), "k")
+    assert idempotency._scope(request(xff="7.7.7.7"), "k") == one
+    assert idempotency._scope(request(remote="10.9.9.9"), "k") != one
     trusted_proxies(1)
-    assert idempotency._redis_key(request(xff="7.7.7.7"), "k") != one
+    assert idempotency._scope(request(xff="7.7.7.7"), "k") != one
 
 
 def test_new_buyers_are_counted_per_address_within_the_window(settings, trusted_proxies):

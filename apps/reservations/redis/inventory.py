@@ -16,7 +16,7 @@ from typing import Any
 from redis.commands.core import Script
 
 from apps.core import logs
-from apps.core.redis import redis_client_get
+from apps.core.redis import redis_client_get, redis_script
 from apps.reservations.best_available import SeatRow
 from apps.reservations.errors import BY_CODE
 from apps.reservations.redis.keys import event_keys, events_index_key
@@ -40,7 +40,7 @@ _SCRIPT_PARTS = {"hold": ["best"], "index_check": ["best"]}
 def _script(name: str) -> Script:
     parts = ["prelude", *_SCRIPT_PARTS.get(name, []), name]
     source = "\n".join((SCRIPTS_DIR / f"{part}.lua").read_text() for part in parts)
-    return redis_client_get().register_script(source)
+    return redis_script(source)
 
 
 def _run(name: str, event_id: int, **args: Any) -> dict:

@@ -104,14 +104,13 @@ def test_a_key_still_in_flight_is_409(abc_sale, alice):
     body = json.dumps({"seats": ["A-1-1"]})
     # Write the mark exactly as the wrapper does while the first request runs.
     request = RequestFactory().post(abc_sale.holds_url, data=body, content_type="application/json")
-    request.COOKIES[settings.SESSION_COOKIE_NAME] = alice.cookies[
-        settings.SESSION_COOKIE_NAME
-    ].value
+    session = alice.cookies[settings.SESSION_COOKIE_NAME].value
+    request.COOKIES[settings.SESSION_COOKIE_NAME] = session
     fingerprint = hashlib.sha256(
         f"POST {abc_sale.holds_url}\n".encode() + body.encode()
     ).hexdigest()
     idempotency.redis_client_get().set(
-        idempotency._redis_key(request, "slow"),
+        idempotency.record_key(idempotency._scope(request, "slow"), f"session:{session}"),
         json.dumps({"state": "in_flight", "fingerprint": fingerprint}),
         ex=idempotency.IN_FLIGHT_SECONDS,
     )
