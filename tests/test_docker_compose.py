@@ -507,12 +507,14 @@ def test_prometheus_config_is_mounted_and_scrapes_every_process():
     services = compose_config()["services"]
     scraped = {}
     for job in config["scrape_configs"]:
-        for static in job["static_configs"]:
-            assert static.get("labels", {}).get("service"), f"job {job['job_name']}: no label"
-            for target in static["targets"]:
-                host, _, port = target.partition(":")
-                assert host in services, f"scrape target {target}: no service {host!r}"
-                scraped[host] = int(port)
+        # Every replica of a scaled service: Docker's DNS answers its name with them all.
+        (lookup,) = job["dns_sd_configs"]
+        assert lookup["type"] == "A", f"job {job['job_name']}: A records, one per replica"
+        labels = {r["target_label"]: r["replacement"] for r in job["relabel_configs"]}
+        for host in lookup["names"]:
+            assert host in services, f"scrape target {host}: no such service"
+            assert labels.get("service") == host, f"job {job['job_name']}: no service label"
+            scraped[host] = int(lookup["port"])
     assert set(scraped) == set(PROCESS_COMMANDS), "every process, and only those, is scraped"
     for name in WORKER_SERVICES:
         metrics_port = int(service(name)["environment"]["SEATS_METRICS_PORT"])
