@@ -197,14 +197,19 @@ def dropped_and_back(browser, base_url: str, event_id: int) -> None:
     page.close()
 
 
+def desk_and_phone(browser):  # type: ignore[no-untyped-def]
+    """Two buyers' pages: A on a desktop browser, B on a phone (touch)."""
+    desk = browser.new_context(viewport={"width": 1280, "height": 800})
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
+    return desk.new_page(), phone.new_page()
+
+
 def two_buyers(browser, url: str) -> float:
     """The two buyers' steps; returns the seconds from A's hold shown to B seeing it."""
     from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
-    desk = browser.new_context(viewport={"width": 1280, "height": 800})
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
-    a, b = desk.new_page(), phone.new_page()
+    a, b = desk_and_phone(browser)
     for page in (a, b):
         page.goto(url)
         expect(page.get_by_test_id("connection")).to_have_text("Live")

@@ -22,7 +22,7 @@ import pytest
 from apps.waitingroom.models import WaitingRoom
 from apps.waitingroom.services import room_sync
 from tests.stack import ROOT, Stack
-from tests.test_seat_map_browser import chromium, focus_seat, sale_open, shot
+from tests.test_seat_map_browser import chromium, desk_and_phone, focus_seat, sale_open, shot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,9 +57,7 @@ def two_buyers_queue(browser, url: str) -> None:
     from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
-    desk = browser.new_context(viewport={"width": 1280, "height": 800})
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True)
-    a, b = desk.new_page(), phone.new_page()
+    a, b = desk_and_phone(browser)
 
     # Before the start: the waiting room, no seat map, the place to be drawn at the start.
     for page in (a, b):

@@ -16,10 +16,13 @@ that later finds those envelopes neither on the broker nor here repairs the even
 seat states instead.
 """
 
-from typing import Any, cast
+from functools import cache
+from typing import Any, NamedTuple, cast
+
+from redis.commands.core import Script
 
 from apps.core.envelopes import Envelope, EnvelopeError, envelope_parse
-from apps.core.redis import pipeline_scripts, redis_client_get
+from apps.core.redis import pipeline_scripts, redis_client_get, redis_script
 from apps.reservations.redis.keys import event_keys
 
 Entry = tuple[str, dict[str, Any]]  # (stream id, fields: "seq", "envelope")
@@ -50,6 +53,11 @@ local ms, n = string.match(last, '^(%d+)-(%d+)$')
 redis.call('XTRIM', KEYS[1], 'MINID', ms .. '-' .. (tonumber(n) + 1))
 return count
 """
+
+
+@cache
+def _trim_script() -> Script:
+    return redis_script(_TRIM_APPLIED_LUA)
 
 
 def _entries(key: str, start: str, end: str, count: int) -> list[Entry]:
@@ -98,7 +106,7 @@ def outbox_trim_applied(applied: dict[int, int]) -> int:
     """Drop every entry each event's projections have all applied (``applied``: event id →
     the lowest cursor among them); returns how many were dropped."""
     client = redis_client_get()
-    trim = client.register_script(_TRIM_APPLIED_LUA)
+    trim = _trim_script()
     dropped = 0
     pending = dict(applied)
     while pending:
@@ -126,15 +134,27 @@ def outbox_cap(event_id: int, *, keep_max: int, published_upto: str) -> int:
     return len(ids)
 
 
-def outbox_measure(event_ids: list[int]) -> dict[int, tuple[int, int | None]]:
-    """Each event's kept entries and the append time (ms) of its oldest, one round trip."""
+class Measured(NamedTuple):
+    """One event's outbox, as the relay's metrics show it."""
+
+    kept: int  # entries
+    oldest_ms: int | None  # append time of the oldest kept entry (None: empty)
+    seq: int  # the event's seq: the last envelope appended
+
+
+def outbox_measure(event_ids: list[int]) -> dict[int, Measured]:
+    """Each event's outbox (``Measured``), in one round trip."""
     pipe = redis_client_get().pipeline(transaction=False)
     for event_id in event_ids:
-        pipe.xlen(event_keys(event_id).outbox)
-        pipe.xrange(event_keys(event_id).outbox, count=1)
+        keys = event_keys(event_id)
+        pipe.xlen(keys.outbox)
+        pipe.xrange(keys.outbox, count=1)
+        pipe.hget(keys.meta, "seq")
     replies = pipe.execute() if event_ids else []
     measured = {}
-    for event_id, length, first in zip(event_ids, replies[0::2], replies[1::2], strict=True):
+    for i, event_id in enumerate(event_ids):
+        length, first, seq = replies[3 * i : 3 * i + 3]
         # Stream ids start with the append time in ms.
-        measured[event_id] = (length, int(first[0][0].split("-")[0]) if first else None)
+        oldest_ms = int(first[0][0].split("-")[0]) if first else None
+        measured[event_id] = Measured(length, oldest_ms, int(seq or 0))
     return measured

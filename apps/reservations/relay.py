@@ -38,10 +38,8 @@ from apps.core import metrics
 from apps.core.kafka import BOOTSTRAP_TIMEOUT_MS, kafka_producer_create, topics_ensure
 from apps.core.loop import Interval, WorkerLoop
 from apps.core.projections import projections_applied
-from apps.core.redis import redis_client_get
 from apps.reservations.lease import Leases
 from apps.reservations.outbox import outbox_cap, outbox_measure, outbox_read, outbox_trim_applied
-from apps.reservations.redis.keys import event_keys
 
 log = logging.getLogger(__name__)
 
@@ -287,19 +285,13 @@ class _Stats:
         projection yet) and the age of the oldest kept one."""
         if not self.backlog_due.due():
             return
-        events = sorted(leases.held)
-        measured = outbox_measure(events)
-        pipe = redis_client_get().pipeline(transaction=False)
-        for event_id in events:
-            pipe.hget(event_keys(event_id).meta, "seq")
-        heads = dict(zip(events, pipe.execute(), strict=True)) if events else {}
+        measured = outbox_measure(sorted(leases.held))
         # Only the events leased now: another relay reports the others.
         for gauge in (metrics.OUTBOX_BACKLOG, metrics.OUTBOX_KEPT, metrics.OUTBOX_OLDEST_AGE):
             gauge.clear()
         self.unpublished, self.kept, self.oldest_ms = 0, 0, None
-        for event_id, (length, first_ms) in measured.items():
-            head = int(heads.get(event_id) or 0)
-            unpublished = max(0, head - sent[event_id].seq) if event_id in sent else length
+        for event_id, (length, first_ms, seq) in measured.items():
+            unpublished = max(0, seq - sent[event_id].seq) if event_id in sent else length
             age = 0.0 if first_ms is None else max(0.0, time.time() - first_ms / 1000)
             metrics.OUTBOX_BACKLOG.labels(str(event_id)).set(unpublished)
             metrics.OUTBOX_KEPT.labels(str(event_id)).set(length)

@@ -94,6 +94,17 @@ def topic_has(written: dict[int, list[dict]]) -> bool:
         return False
 
 
+def trim_once(sent: dict[int, Sent]) -> int:
+    """One trim of the relay's (``outbox_trim``) over every event, as a relay with the
+    positions ``sent`` would; how many entries it dropped."""
+    leases = Leases()
+    leases.refresh(force=True)
+    try:
+        return outbox_trim(leases=leases, sent=sent)
+    finally:
+        leases.release()
+
+
 def projections_at(event_id: int, **cursors: int) -> None:
     """The projections' cursors of ``event_id`` (``persistence=3, stats=2``)."""
     for name, seq in cursors.items():
@@ -214,12 +225,7 @@ def test_an_entry_leaves_the_outbox_once_every_projection_applied_it(producer):
     projections_at(41, persistence=5, stats=3)
     projections_at(42, persistence=4)  # stats has not applied anything of 42
 
-    leases = Leases()
-    leases.refresh(force=True)
-    try:
-        assert outbox_trim(leases=leases, sent=sent) == 3
-    finally:
-        leases.release()
+    assert trim_once(sent) == 3
 
     kept = [int(f["seq"]) for _, f in redis_client_get().xrange(event_keys(41).outbox)]
     assert kept == [4, 5]  # stats still needs them
@@ -236,12 +242,7 @@ def test_past_its_cap_an_outbox_drops_the_oldest_published_entries_only(producer
     for seq in range(6, 9):
         outbox_append(43, seq)  # not published yet
 
-    leases = Leases()
-    leases.refresh(force=True)
-    try:
-        assert outbox_trim(leases=leases, sent=sent) == 5
-    finally:
-        leases.release()
+    assert trim_once(sent) == 5
 
     # Eight kept, three allowed: only the five on the broker could go.
     kept = [int(f["seq"]) for _, f in redis_client_get().xrange(event_keys(43).outbox)]
