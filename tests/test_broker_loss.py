@@ -45,11 +45,12 @@ ADDRESSES = (f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(256), repe
 
 @pytest.fixture
 def event() -> Event:
-    """On sale: 1,000 seats in two sections, two seats per hold at most."""
+    """On sale: 3,000 seats in two sections (the buyers must not sell out before the
+    test is done with them), two seats per hold at most."""
     a = SectionFactory(name="A")
     b = SectionFactory(name="B", venue=a.venue, category__price="80.00")
-    services.section_seats_generate(section=a, grid=SeatGrid(rows=20, seats_per_row=25))
-    services.section_seats_generate(section=b, grid=SeatGrid(rows=20, seats_per_row=25))
+    services.section_seats_generate(section=a, grid=SeatGrid(rows=60, seats_per_row=25))
+    services.section_seats_generate(section=b, grid=SeatGrid(rows=60, seats_per_row=25))
     event = EventFactory(venue=a.venue, sale_status=Event.SaleStatus.DRAFT, max_seats_per_hold=2)
     event_seat_places.cache_clear()
     event_sections.cache_clear()
@@ -98,7 +99,7 @@ class Buyers:
                 body = response.json()
                 with self.lock:
                     self.sold[body["reservation_id"]] = body["seats"]
-                time.sleep(0.01)
+                time.sleep(0.05)
         except BaseException as exc:  # handed to the test
             self.errors.append(exc)
 

@@ -95,6 +95,14 @@ def topics_ensure(names: list[str], partitions: int = TOPIC_PARTITIONS) -> list[
     return created
 
 
+def log_epoch_key() -> str:
+    """Redis string: how many times the relay found the broker had lost its log. A worker
+    that sees it change reads its partitions again from the beginning: its positions may lie
+    past the end of the new log, where nothing would ever reach it (docs/architecture.md,
+    "Gaps and repair"). A global key, only ever read or incremented alone."""
+    return f"{settings.SEATS_REDIS_PREFIX}:kafka-log-epoch"
+
+
 def envelope_encode(envelope: dict[str, Any]) -> bytes:
     """The envelope (docs/architecture.md, Events on Kafka) as compact UTF-8 JSON: the
     bytes a Kafka message carries."""

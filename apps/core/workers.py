@@ -40,8 +40,9 @@ from kafka.structs import OffsetAndMetadata
 
 from apps.core import metrics
 from apps.core.envelopes import Envelope, EnvelopeError, envelope_parse
-from apps.core.kafka import BOOTSTRAP_TIMEOUT_MS, topics_ensure
+from apps.core.kafka import BOOTSTRAP_TIMEOUT_MS, log_epoch_key, topics_ensure
 from apps.core.loop import Interval, WorkerLoop
+from apps.core.redis import redis_client_get
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class KafkaWorker(abc.ABC):
             return
         stats = _Stats()
         lag_due = Interval(LAG_INTERVAL_S, due_now=True)
+        epoch: str | None = None
         try:
             while loop.running():
                 polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
@@ -170,6 +172,7 @@ class KafkaWorker(abc.ABC):
                     stats.add(self.name, result, len(records), time.monotonic() - started)
                 self.after_poll()
                 if lag_due.due():
+                    epoch = self._log_epoch_check(consumer, epoch)
                     self._lag_measure(consumer, stats)
                 elapsed = loop.stats_window()
                 if elapsed is not None:
@@ -257,6 +260,25 @@ class KafkaWorker(abc.ABC):
         config.update(getattr(settings, "KAFKA_CONSUMER_CONFIG", {}))
         config.update(self.kafka_config)
         return KafkaConsumer(**config)
+
+    def _log_epoch_check(self, consumer: KafkaConsumer, seen: str | None) -> str | None:
+        """Read every assigned partition again from its beginning once the relay found the
+        broker had lost its log (apps/core/kafka.py, ``log_epoch_key``): this worker's
+        positions may lie past the new log's end. Envelopes applied before are skipped by
+        their seq; what the broker lost is filled from the outbox. Returns the epoch now."""
+        try:
+            epoch = redis_client_get().get(log_epoch_key()) or "0"
+        except redis.RedisError as exc:
+            log.debug("worker %s: log epoch unknown (%r)", self.name, exc)
+            return seen
+        if seen is not None and epoch != seen and consumer.assignment():
+            log.warning(
+                "worker %s: the broker lost its log; reading %d partitions from the beginning",
+                self.name,
+                len(consumer.assignment()),
+            )
+            consumer.seek_to_beginning(*consumer.assignment())
+        return str(epoch)
 
     def _lag_measure(self, consumer: KafkaConsumer, stats: "_Stats") -> None:
         """Messages behind, per assigned partition: the lag metric, and the log's total."""

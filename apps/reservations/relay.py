@@ -35,9 +35,15 @@ from kafka.errors import (
 from kafka.producer.future import FutureRecordMetadata
 
 from apps.core import metrics
-from apps.core.kafka import BOOTSTRAP_TIMEOUT_MS, kafka_producer_create, topics_ensure
+from apps.core.kafka import (
+    BOOTSTRAP_TIMEOUT_MS,
+    kafka_producer_create,
+    log_epoch_key,
+    topics_ensure,
+)
 from apps.core.loop import Interval, WorkerLoop
 from apps.core.projections import projections_applied
+from apps.core.redis import redis_client_get
 from apps.reservations.lease import Leases
 from apps.reservations.outbox import outbox_cap, outbox_measure, outbox_read, outbox_trim_applied
 
@@ -237,9 +243,11 @@ class LogWatch:
             return False
         return now.keys() != before.keys() or any(now[p] < before[p] for p in now)
 
-    def forget(self) -> None:
-        """Compare from the next check on (the relay publishes everything kept again)."""
+    def baseline(self, topic: str) -> None:
+        """Start comparing from the log as it is now: right when a producer is made, so
+        that a loss before the first periodic check is seen too."""
         self._ends = None
+        self.lost(topic)
 
     def close(self) -> None:
         if self._reader is not None:
@@ -349,6 +357,7 @@ def outbox_relay_run(
                 if producer is not None and topic_check_due.due():
                     created = _topic_ensure(topic)
                     if watch.lost(topic) or created:
+                        redis_client_get().incr(log_epoch_key())  # the workers re-read
                         log.error(
                             "outbox relay %s: the broker lost topic %s's log; publishing "
                             "every entry kept again",
@@ -361,8 +370,8 @@ def outbox_relay_run(
                     # After a failure or a loss, what the broker acknowledged may be gone
                     # with its log; the outboxes keep every entry a projection still needs.
                     sent.clear()
-                    watch.forget()
                     _topic_ensure(topic)
+                    watch.baseline(topic)
                     producer = kafka_producer_create(**(producer_options or {}))
                     topic_check_due = Interval(TOPIC_CHECK_S)
                 leases.refresh()
