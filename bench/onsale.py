@@ -27,6 +27,11 @@
    (half each), and retries a conflict up to ``--retries`` times; then reserves (70 %),
    releases (20 %) or walks away (10 %). Buyers pause ``--think`` seconds (± 50 %) before
    each step. The buying phase ends when every buyer is done or after ``--timeout``.
+   With ``--room-rate N``, staff turn the event's waiting room on (sale starting at once,
+   N buyers admitted a minute) once the live maps are connected, and each buyer joins it
+   after opening the page (``POST …/room``), waits for its turn and takes its pass before
+   holding. The room's ``serving`` is read once a second per Node process (``GET …/room``),
+   standing in for the broadcast frames the seat map app's socket gets.
 5. Meanwhile every metrics endpoint is scraped once a second (web's /metrics on its own
    port, the workers' on SEATS_METRICS_BASE + n; names in apps/core/metrics.py; missing
    ones print "n/a"), and the outbox length (entries kept until every projection applied
@@ -36,20 +41,21 @@
    inventory's seq, and the metrics say lag 0 and backlog 0 where they exist); the sockets
    get the last seq, and each change's occurred_at is read back from the seat topic.
 
-Printed: how far the sale got (seats sold, when 50 %, 90 % and all were sold); per
-request (page, map, hold picked, hold best, reserve, release) the count, rate, p50/p99/max
-as the buyer saw it and p50/p99 on the wire (without the wait for one of the pool's
-connections: past the server's capacity, requests queue in the clients), and outcomes
-(granted, seats_unavailable, hold_expired, throttled, …, timeout); how the buyers' visits
-ended; a timeline (``--timeline`` seconds a row); the sockets' delay from a change's
-occurred_at to its receipt (p50/p99/max), deliveries, frames, seqs lost or healed by a
-resync; the largest consumer lag and outbox backlog seen (scraped, and read directly);
-the platform's own counts (commands by outcome, holds expired, frames); the CPU each
-process used in the buying phase. Then the checks, as a table with pass/fail: pipeline
-drained, holds ended, ``manage.py reconcile`` clean, no seat sold twice (Postgres: active
-ReservedSeat rows; Redis: the reservations), reservations in Postgres = reserved seats in
-Redis (the snapshot), stats = the snapshot (the projection and the stats API), the
-buyers' granted reservations = Redis'. Exits non-zero if a check fails.
+Printed: how far the sale got (seats sold, when 50 %, 90 % and all were sold); per request
+(page, join and pass with a room, map, hold picked, hold best, reserve, release) the count,
+rate, p50/p99/max as the buyer saw it and p50/p99 on the wire (without the wait for one of
+the pool's connections: past the server's capacity, requests queue in the clients), and
+outcomes (granted, seats_unavailable, hold_expired, throttled, …, timeout); how the buyers'
+visits ended; with a room, how long buyers waited in it and the rate passes were taken at;
+a timeline (``--timeline`` seconds a row); the sockets' delay from a change's occurred_at
+to its receipt (p50/p99/max), deliveries, frames, seqs lost or healed by a resync; the
+largest consumer lag and outbox backlog seen (scraped, and read directly); the platform's
+own counts (commands by outcome, holds expired, frames); the CPU each process used in the
+buying phase. Then the checks, as a table with pass/fail: pipeline drained, holds ended,
+``manage.py reconcile`` clean, no seat sold twice (Postgres: active ReservedSeat rows;
+Redis: the reservations), reservations in Postgres = reserved seats in Redis (the
+snapshot), stats = the snapshot (the projection and the stats API), the buyers' granted
+reservations = Redis'. Exits non-zero if a check fails.
 
 Everything runs on one machine: clients, the stack, Postgres, Redis and the broker share
 its cores, so the figures are an upper bound on latency, not a capacity plan. Prints
@@ -71,7 +77,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -95,7 +101,7 @@ from support import (
 from wrkload import stack_ready
 
 SECTIONS, ROWS = 50, 40
-KINDS = ("page", "map", "hold picked", "hold best", "reserve", "release")
+KINDS = ("page", "join", "pass", "map", "hold picked", "hold best", "reserve", "release")
 COMMANDS = ("hold picked", "hold best", "reserve", "release")  # the POSTs
 UNANSWERED = ("timeout", "network", "aborted")
 # After the pipeline drained, how long the sockets get to receive the last change.
@@ -336,7 +342,8 @@ class NodeBuyers:
                     total.update(p)
                 print(
                     f"    t={shown - start_at:5.0f} s: {total['arrived']:,} buyers arrived, "
-                    f"{total['done']:,} done, {total['in_flight']:,} requests in flight",
+                    f"{total['done']:,} done, {total['in_flight']:,} requests in flight"
+                    + (f", {total['waiting']:,} in the waiting room" if "waiting" in total else ""),
                     flush=True,
                 )
         return results  # type: ignore[return-value]
@@ -348,6 +355,26 @@ class NodeBuyers:
             proc.wait(5)
 
 
+def room_open(event, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """``--room-rate``: staff turn the event's waiting room on, its sale starting now (every
+    buyer queues in arrival order) and admitting ``--room-rate`` buyers a minute; the
+    settings reach Redis at once (no transaction is open: room_sync's on_commit runs now).
+    After the live maps connected: a socket is checked for a pass when it connects, so they
+    stand in for the maps of buyers admitted earlier."""
+    from apps.waitingroom import services
+    from apps.waitingroom.models import WaitingRoom
+
+    room = WaitingRoom.objects.create(
+        event=event,
+        enabled=True,
+        sale_starts_at=datetime.now(tz=UTC),
+        rate_per_minute=args.room_rate,
+        pass_minutes=20,
+    )
+    services.room_sync(room)
+    print(f"  waiting room on: {args.room_rate:,} buyers admitted a minute", flush=True)
+
+
 def buyers_run(
     stack: Stack, event_id: int, args: argparse.Namespace, cpu_read: Callable[[], Counter]
 ) -> dict:
@@ -355,6 +382,7 @@ def buyers_run(
     config = {
         "base": f"http://127.0.0.1:{stack.port}",
         "event_id": event_id,
+        "room": bool(args.room_rate),
         "run": RUN,
         "buyers": args.buyers,
         "ramp_s": args.ramp,
@@ -386,10 +414,13 @@ def buyers_run(
         cpu, cpu_wall = cpu_read() - cpu_before, time.monotonic() - start_at
     finally:
         buyers.stop()
-    merged: dict = {"start_at": start_at, "records": [], "reservations": [], "fates": Counter()}
+    merged: dict = {
+        "start_at": start_at, "records": [], "reservations": [], "fates": Counter(), "waited": []
+    }  # fmt: skip
     for result in results:
         merged["records"] += [Record(*r) for r in result["records"]]
         merged["reservations"] += result["reservations"]
+        merged["waited"] += result["waited"]
         merged["fates"].update(result["fates"])
     merged["ended"] = {r["ended"] for r in results}
     merged["fates"]["never arrived (deadline)"] = args.buyers - sum(r["arrived"] for r in results)
@@ -399,6 +430,7 @@ def buyers_run(
     merged["loop_p99_ms"] = max(r["loop_delay_p99_ms"] for r in results)
     merged["loop_max_ms"] = max(r["loop_delay_max_ms"] for r in results)
     merged["maps"] = sum(r["maps"] for r in results)
+    merged["room_reads"] = sum(r["room_reads"] for r in results)
     return merged
 
 
@@ -582,6 +614,27 @@ def commands_print(buyers: dict, span: float) -> None:
         )
     fates = ", ".join(f"{fate} {n:,}" for fate, n in buyers["fates"].most_common())
     print(f"\nbuyers' visits: {fates}")
+
+
+def room_print(buyers: dict, args: argparse.Namespace) -> None:
+    """How long admitted buyers waited in the room, and the admission rate they saw."""
+    if not args.room_rate:
+        return
+    waited = sorted(buyers["waited"])
+    passes = sorted(r.end for r in buyers["records"] if r.kind == "pass" and r.outcome == "granted")
+    rate = (
+        (len(passes) - 1) / (passes[-1] - passes[0]) * 60
+        if len(passes) > 1 and passes[-1] > passes[0]
+        else float("nan")
+    )
+    print(
+        f"waiting room: {len(waited):,} buyers admitted and holding a pass; waited (join → "
+        f"pass) p50 {percentile(waited, 0.5):.1f} s, p99 {percentile(waited, 0.99):.1f} s, "
+        f"max {waited[-1] if waited else float('nan'):.1f} s; passes taken at "
+        f"{rate:,.0f}/min (set {args.room_rate:,}/min); the room read "
+        f"{buyers['room_reads']:,} times (GET …/room, once a second per buyer process, "
+        f"standing in for the room's broadcast frames)"
+    )
 
 
 def timeline_print(
@@ -1037,6 +1090,12 @@ def args_parse() -> argparse.Namespace:
     parser.add_argument("--socket-procs", type=int, default=2, help="Node processes of sockets")
     parser.add_argument("--socket-ramp", type=float, default=250.0, help="sockets opened per s")
     parser.add_argument("--timeline", type=float, default=10.0, help="s per row; 0: none")
+    parser.add_argument(
+        "--room-rate",
+        type=int,
+        default=0,
+        help="a waiting room admitting this many buyers a minute; 0: none",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.ramp <= 0 or args.hold_ttl < 10 or args.buyers < 1:
@@ -1073,6 +1132,8 @@ def main() -> int:
         scraper = MetricsScraper(stack.metrics_urls(), GAUGES).start()
         sampler = PipelineSampler(event.pk).start()
         crowds = sockets_open(stack, event.pk, args)
+        if args.room_rate:
+            room_open(event, args)
         connected = args.sockets  # refined by the sockets' own count below
         buyers = buyers_run(stack, event.pk, args, lambda: cpu_now(stack, crowds))
         print(
@@ -1092,6 +1153,7 @@ def main() -> int:
         scraper.stop()
         span = sale_print(buyers, seats)
         commands_print(buyers, span)
+        room_print(buyers, args)
         timeline_print(buyers, args, scraper, sampler, span)
         sockets_print(connected, summary, buyers["start_at"])
         pipeline_print(scraper, sampler)

@@ -219,9 +219,66 @@ function blockIn(row, count) {
   return keys;
 }
 
+// --- the waiting room (config.room) ----------------------------------------------------------
+
+// The room as this process last read it (GET …/room: one request a second for the whole
+// process, not one per buyer). It stands in for the room's broadcast frames: the seat map
+// app computes its position from its ticket and the room's `serving`, as waiters do here.
+const room = { serving: 0, drawn: false, reads: 0 };
+const waiters = []; // [ticket, resolve] of buyers not admitted yet
+
+async function roomRead() {
+  const answer = await request("GET", `/api/events/${config.event_id}/room`);
+  if (answer.status !== 200) return;
+  room.reads += 1;
+  room.serving = answer.body.serving ?? 0;
+  room.drawn = answer.body.drawn ?? room.drawn;
+  for (let i = waiters.length - 1; i >= 0; i -= 1) {
+    const [ticket, resolve] = waiters[i];
+    if (ticket === null ? room.drawn : ticket <= room.serving) {
+      waiters.splice(i, 1);
+      resolve();
+    }
+  }
+}
+
+// Until ``ticket`` is admitted (null: until the start's draw has given the buyer one).
+function admitted(ticket) {
+  if (ticket !== null && ticket <= room.serving) return Promise.resolve();
+  return new Promise((resolve) => waiters.push([ticket, resolve]));
+}
+
+// Join, wait for the turn, take the pass (its cookie lands in the jar). Returns whether the
+// buyer may go on to the map; records the join, the pass and the time waited.
+async function roomEnter(jar, address) {
+  const joinPath = `/api/events/${config.event_id}/room`;
+  let answer = await command("join", joinPath, jar, address, {});
+  if (answer.status !== 200) return false;
+  const joined = now();
+  let ticket = answer.body.place?.ticket ?? null;
+  if (ticket === null) {
+    await admitted(null); // an early arrival: drawn at the start, then asks for its ticket
+    if (stopping) return false;
+    answer = await request("GET", joinPath, { jar, address });
+    ticket = answer.body?.place?.ticket ?? null;
+    if (ticket === null) return false;
+  }
+  for (;;) {
+    await admitted(ticket);
+    if (stopping) return false;
+    answer = await command("pass", `${joinPath}/pass`, jar, address, {});
+    if (answer.status === 200) break;
+    if (answer.body?.code !== "not_your_turn") return false; // dropped, expired, …
+    room.serving = Math.min(room.serving, ticket - 1); // not yet, whatever we read
+  }
+  waited.push(now() - joined);
+  return true;
+}
+
 // --- the buyers ------------------------------------------------------------------------------
 
-const records = []; // [kind, outcome, ms, t_start, seats]
+const records = []; // [kind, outcome, ms, t_start, seats, queued ms]
+const waited = []; // s from each admitted buyer's join to their pass (config.room)
 const reservations = []; // [reservation id, seats] granted
 const fates = {}; // how each buyer's visit ended
 const tally = { arrived: 0, done: 0 };
@@ -255,6 +312,9 @@ async function buyer(g) {
   const address = `10.${(g >> 16) & 255}.${(g >> 8) & 255}.${g & 255}`;
   const page = await request("GET", `/events/${config.event_id}/`, { jar, address });
   records.push(["page", outcomeOf(page), page.ms, page.t, 0, page.queuedMs]);
+  if (config.room && !(await roomEnter(jar, address))) {
+    return fate(stopping ? "stopped in the waiting room" : "turned away by the waiting room");
+  }
   const best = random() < config.best_share;
   const count = 1 + Math.floor(random() * config.max_count);
   await sleep(between(0.5, 1.5) * config.think_s); // looks at the map
@@ -308,8 +368,14 @@ const began = now();
 const refresher = setInterval(() => {
   if (!stopping) mapRefresh();
 }, config.map_every_s * 1000);
+const roomReader = config.room
+  ? setInterval(() => {
+      if (!stopping && waiters.length) roomRead();
+    }, 1000)
+  : null;
 const progress = setInterval(() => {
-  say({ progress: { arrived: tally.arrived, done: tally.done, in_flight: inFlight.size, commands: records.length } });
+  const waiting = waiters.length;
+  say({ progress: { arrived: tally.arrived, done: tally.done, in_flight: inFlight.size, commands: records.length, waiting } });
 }, 5000);
 
 const everyone = Promise.all(mine.map(buyer));
@@ -318,6 +384,8 @@ const ended = await Promise.race([everyone.then(() => "done"), deadline]);
 stopping = true;
 clearInterval(refresher);
 clearInterval(progress);
+if (roomReader) clearInterval(roomReader);
+for (const [, resolve] of waiters.splice(0)) resolve(); // they see `stopping`
 for (const req of inFlight) req.destroy();
 if (ended === "deadline") await Promise.race([everyone, sleep(5)]);
 loop.disable();
@@ -330,6 +398,8 @@ const result = {
   reservations,
   fates,
   maps: maps.fetched,
+  waited,
+  room_reads: room.reads,
   wall_s: now() - began,
   cpu_s: (cpu.user + cpu.system) / 1e6,
   loop_delay_p99_ms: loop.percentile(99) / 1e6,
