@@ -54,6 +54,14 @@ DLQ_SUFFIX = ".dlq"
 # second.
 CATCH_UP_MAX_BATCH = 5_000
 CATCH_UP_FETCH = {"max_partition_fetch_bytes": 4 * 1024 * 1024, "fetch_max_wait_ms": 50}
+# Keeping up with a steady flow (an on-sale's commands arrive a few at a time): each fetch
+# held 50 ms made a batch of a few envelopes, 20 a second, and a batch costs its
+# transaction, cursor lock, offset commit and (stats) hot-copy refresh whatever its size,
+# ~100 times an envelope's own cost in a catch-up. Letting envelopes gather for this long
+# once a batch has read to the end of the log makes at most 5 batches a second; the
+# projections are at most that much later (docs/architecture.md, Consumers). The live map
+# does not wait on them, and a worker catching up never lingers.
+STEADY_LINGER_MS = 200
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -88,6 +96,7 @@ class ProjectionWorker(KafkaWorker):
 
     max_batch = CATCH_UP_MAX_BATCH
     kafka_defaults = CATCH_UP_FETCH
+    batch_linger_ms = STEADY_LINGER_MS
 
     def __init__(self, *, group_id: str | None = None, **kafka_config: Any) -> None:
         super().__init__(group_id=group_id, **kafka_config)

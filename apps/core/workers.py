@@ -87,6 +87,10 @@ class KafkaWorker(abc.ABC):
     topic_settings: ClassVar[tuple[str, ...]] = ()
     max_batch: ClassVar[int] = MAX_BATCH
     poll_timeout_ms: ClassVar[int] = POLL_TIMEOUT_MS
+    # After a batch that read its partitions to their end (nothing more was on the broker),
+    # wait this long before the next poll, so that what arrives meanwhile makes one batch
+    # rather than many (0: poll again at once). A worker catching up never waits.
+    batch_linger_ms: ClassVar[int] = 0
     # KafkaConsumer settings of this kind of worker; keyword arguments to the constructor
     # override them.
     kafka_defaults: ClassVar[dict[str, Any]] = {}
@@ -170,6 +174,8 @@ class KafkaWorker(abc.ABC):
                         },
                     )
                     stats.add(self.name, result, len(records), time.monotonic() - started)
+                    if self.batch_linger_ms and _caught_up(consumer, polled):
+                        stop.wait(self.batch_linger_ms / 1000)
                 self.after_poll()
                 if lag_due.due():
                     epoch = self._log_epoch_check(consumer, epoch)
@@ -342,6 +348,19 @@ class _Stats:
 def error_text(exc: BaseException) -> str:
     """An exception as a dead letter's ``error`` header carries it."""
     return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_TEXT]
+
+
+def _caught_up(consumer: KafkaConsumer, polled: dict[TopicPartition, list]) -> bool:
+    """Whether ``polled`` ended each of its partitions at the end of the log the broker last
+    reported (its high watermark, known from the fetch: no request is made)."""
+    for tp, records in polled.items():
+        try:
+            end = consumer.highwater(tp)
+        except KafkaError:  # revoked by a rebalance during the batch
+            return False
+        if end is None or end > records[-1].offset + 1:
+            return False
+    return True
 
 
 def _rewind(consumer: KafkaConsumer, polled: dict[TopicPartition, list]) -> None:

@@ -396,6 +396,42 @@ def test_a_stop_during_a_batch_finishes_and_commits_it_then_closes(topic, tally)
     assert committed_offset(group_id, topic) == len(rows)
 
 
+class WaitsRecorded(threading.Event):
+    """A stop event that records how long each wait of the worker's loop asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+def test_a_worker_lingers_after_a_batch_that_read_to_the_end_never_while_catching_up(topic, tally):
+    class Lingering(TallyWorker):
+        max_batch = 10
+        batch_linger_ms = 123
+
+    produce(topic, [envelope(seq) for seq in range(1, 36)])
+    worker = Lingering(group_id=group())
+    stop = WaitsRecorded()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(tally_rows(tally)) == 35, "35 rows")
+        wait_until(lambda: 0.123 in stop.waits, "a linger")
+    finally:
+        stop.set()
+        thread.join(WAIT_S)
+
+    sizes = [r.applied for r in worker.results]
+    assert sum(sizes) == 35 and max(sizes) == 10
+    # Full batches of a backlog went on at once; only the one that reached the log's end
+    # lingered (and nothing came after it).
+    assert stop.waits.count(0.123) == 1
+
+
 def test_the_command_runs_a_worker_until_sigterm(topic, tally):
     produce(topic, [envelope(1), envelope(2)])
     signalled = threading.Event()
