@@ -62,12 +62,13 @@ def partition_of(event_id: int) -> int:
 
 @pytest.fixture
 def events() -> list[Event]:
-    """On sale: one event on each partition, 500 seats each in two sections of one venue,
-    two seats per hold at most."""
+    """On sale: one event on each partition, 2,000 seats each in two sections of one venue,
+    two seats per hold at most: enough that the buyers sell none out before the test is
+    done (a projection's linger after each batch makes every phase longer)."""
     a = SectionFactory(name="A")
     b = SectionFactory(name="B", venue=a.venue, category__price="80.00")
-    services.section_seats_generate(section=a, grid=SeatGrid(rows=10, seats_per_row=25))
-    services.section_seats_generate(section=b, grid=SeatGrid(rows=10, seats_per_row=25))
+    services.section_seats_generate(section=a, grid=SeatGrid(rows=40, seats_per_row=25))
+    services.section_seats_generate(section=b, grid=SeatGrid(rows=40, seats_per_row=25))
     event_seat_places.cache_clear()
     event_sections.cache_clear()
     chosen: dict[int, Event] = {}
