@@ -1,6 +1,8 @@
 // One process of bench/onsale.py's buyers, in Node: each buyer is a browser session of its
 // own (cookie jar, CSRF token, client address) that opens the event's page, holds seats
 // (picked from the seat map, or best available), then reserves, releases or walks away.
+// With config.room, it joins the event's waiting room after the page, waits for its turn
+// and takes its pass before holding.
 // Node's own http module with a keep-alive agent: no dependency, and a fraction of the CPU
 // a Python client would take, so that the clients are not what the sale measures.
 //
