@@ -414,9 +414,8 @@ def buyers_run(
         cpu, cpu_wall = cpu_read() - cpu_before, time.monotonic() - start_at
     finally:
         buyers.stop()
-    merged: dict = {
-        "start_at": start_at, "records": [], "reservations": [], "fates": Counter(), "waited": []
-    }  # fmt: skip
+    merged: dict = {"start_at": start_at, "records": [], "reservations": [], "waited": []}
+    merged["fates"] = Counter()
     for result in results:
         merged["records"] += [Record(*r) for r in result["records"]]
         merged["reservations"] += result["reservations"]
@@ -1098,8 +1097,11 @@ def args_parse() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    if args.ramp <= 0 or args.hold_ttl < 10 or args.buyers < 1:
-        parser.error("--ramp must be > 0, --hold-ttl ≥ 10 (the model's minimum), --buyers ≥ 1")
+    if args.ramp <= 0 or args.hold_ttl < 10 or args.buyers < 1 or args.room_rate < 0:
+        parser.error(
+            "--ramp must be > 0, --hold-ttl ≥ 10 (the model's minimum), --buyers ≥ 1, "
+            "--room-rate ≥ 0"
+        )
     return args
 
 
