@@ -218,6 +218,7 @@ class LogWatch:
     def __init__(self) -> None:
         self._reader: KafkaConsumer | None = None
         self._ends: dict[int, int] | None = None
+        self.looked = False  # whether a baseline was ever taken
 
     def lost(self, topic: str) -> bool:
         if self._reader is None:
@@ -239,20 +240,32 @@ class LogWatch:
             return True
         now = {tp.partition: offset for tp, offset in ends.items()}
         before, self._ends = self._ends, now
+        self.looked = True
         if before is None:
-            return False
+            return False  # the first look: the baseline
         return now.keys() != before.keys() or any(now[p] < before[p] for p in now)
-
-    def baseline(self, topic: str) -> None:
-        """Start comparing from the log as it is now: right when a producer is made, so
-        that a loss before the first periodic check is seen too."""
-        self._ends = None
-        self.lost(topic)
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close(autocommit=False)
             self._reader = None
+
+
+def _log_lost(watch: LogWatch, topic: str, leases: Leases) -> bool:
+    """Whether the broker lost ``topic``'s log since the last look (it was missing, or its
+    partitions or end offsets went back); if so, the workers are told to re-read it. The
+    first look (the relay starting) only takes the log as it is."""
+    first = not watch.looked
+    created = _topic_ensure(topic)
+    if not watch.lost(topic) and (first or not created):
+        return False
+    redis_client_get().incr(log_epoch_key())  # the workers re-read
+    log.error(
+        "outbox relay %s: the broker lost topic %s's log; publishing every entry kept again",
+        leases.owner,
+        topic,
+    )
+    return True
 
 
 def _topic_ensure(topic: str) -> bool:
@@ -354,24 +367,20 @@ def outbox_relay_run(
                 if elapsed is not None:
                     stats.log(leases, elapsed)
                 topic = settings.KAFKA_TOPIC_SEAT_EVENTS
-                if producer is not None and topic_check_due.due():
-                    created = _topic_ensure(topic)
-                    if watch.lost(topic) or created:
-                        redis_client_get().incr(log_epoch_key())  # the workers re-read
-                        log.error(
-                            "outbox relay %s: the broker lost topic %s's log; publishing "
-                            "every entry kept again",
-                            leases.owner,
-                            topic,
-                        )
-                        _producer_close(producer, timeout=0)
-                        producer = None
+                if (
+                    producer is not None
+                    and topic_check_due.due()
+                    and _log_lost(watch, topic, leases)
+                ):
+                    _producer_close(producer, timeout=0)
+                    producer = None
                 if producer is None:
                     # After a failure or a loss, what the broker acknowledged may be gone
                     # with its log; the outboxes keep every entry a projection still needs.
+                    # A failed send may be the broker restarting empty: compared with the
+                    # log as last seen (at start, this only takes it as the baseline).
                     sent.clear()
-                    _topic_ensure(topic)
-                    watch.baseline(topic)
+                    _log_lost(watch, topic, leases)
                     producer = kafka_producer_create(**(producer_options or {}))
                     topic_check_due = Interval(TOPIC_CHECK_S)
                 leases.refresh()

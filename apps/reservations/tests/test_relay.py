@@ -320,6 +320,33 @@ def test_what_a_broker_lost_is_published_again_from_the_outbox(own_broker, monke
         wait_until(lambda: topic_has(written), timeout=15, what="the whole history again")
 
 
+def test_a_log_that_went_back_is_a_loss_whenever_the_relay_looks_next(own_broker, settings):
+    # The relay looks at the log when it makes a producer (at start, and after any failed
+    # send, which may be the broker restarting empty) and every TOPIC_CHECK_S: compared with
+    # the last look, not with a fresh baseline, a restart between two looks is seen.
+    own_broker.start()
+    topic = settings.KAFKA_TOPIC_SEAT_EVENTS
+    kafka_module.topics_ensure([topic])
+    producer = kafka_module.kafka_producer_create()
+    for _ in range(3):
+        producer.send(topic, key=9, value=b"{}").get(timeout=30)
+    producer.close(timeout=5)
+    watch, leases = relay_module.LogWatch(), Leases()
+    epoch = redis_client_get().get(kafka_module.log_epoch_key())
+    try:
+        assert not relay_module._log_lost(watch, topic, leases)  # the first look: a baseline
+        assert not relay_module._log_lost(watch, topic, leases)  # nothing changed
+
+        own_broker.stop()
+        own_broker.start()  # same port, empty
+
+        assert relay_module._log_lost(watch, topic, leases)
+        assert redis_client_get().get(kafka_module.log_epoch_key()) != epoch  # workers re-read
+        assert not relay_module._log_lost(watch, topic, leases)  # the new log is the baseline
+    finally:
+        watch.close()
+
+
 @pytest.mark.django_db
 def test_an_event_leased_by_another_relay_is_left_to_it(producer):
     others = [outbox_append(1, seq) for seq in (1, 2)]
