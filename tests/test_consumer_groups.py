@@ -32,17 +32,22 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 from django.db import connection
-from kafka.partitioner.default import murmur2
 
 from apps.core.kafka import TOPIC_PARTITIONS, topics_ensure
-from apps.core.tests.pipeline import RelayThread, topic_records, wait_until
+from apps.core.tests.pipeline import (
+    RelayThread,
+    event_partition,
+    events_on_every_partition,
+    topic_records,
+    wait_until,
+)
 from apps.core.workers import BatchResult, worker_class_get
 from apps.persistence.models import Reservation, ReservedSeat
 from apps.reservations import services
 from apps.reservations.layouts import SeatGrid
 from apps.reservations.models import Event
 from apps.reservations.selectors import event_seat_places, event_sections
-from apps.reservations.tests.factories import EventFactory, SectionFactory
+from apps.reservations.tests.factories import SectionFactory
 from tests.test_broker_loss import Buyers, assert_nothing_lost
 from tests.test_pipeline_e2e import Killed, Running, cursor_seq, redis_reservations, redis_seq
 
@@ -55,9 +60,7 @@ STALL_MAX_POLL_INTERVAL_MS = 4_000
 
 
 def partition_of(event_id: int) -> int:
-    """The partition the producer's default partitioner sends the event's envelopes to
-    (murmur2 of the key, the event id's decimal text)."""
-    return (murmur2(str(event_id).encode()) & 0x7FFFFFFF) % TOPIC_PARTITIONS
+    return event_partition(event_id, TOPIC_PARTITIONS)
 
 
 @pytest.fixture
@@ -71,22 +74,7 @@ def events() -> list[Event]:
     services.section_seats_generate(section=b, grid=SeatGrid(rows=40, seats_per_row=25))
     event_seat_places.cache_clear()
     event_sections.cache_clear()
-    chosen: dict[int, Event] = {}
-    others = []
-    for _ in range(500):  # ~15 on average find every partition
-        event = EventFactory(
-            venue=a.venue, sale_status=Event.SaleStatus.DRAFT, max_seats_per_hold=2
-        )
-        if chosen.setdefault(partition_of(event.pk), event) is not event:
-            others.append(event)
-        if len(chosen) == TOPIC_PARTITIONS:
-            break
-    assert len(chosen) == TOPIC_PARTITIONS
-    for event in others:  # drafts on a partition already taken: not needed
-        event.delete()
-    for event in chosen.values():
-        services.event_open_sale(event=event)
-    return [chosen[p] for p in sorted(chosen)]
+    return events_on_every_partition(a.venue, max_seats_per_hold=2)
 
 
 class Member(Running):

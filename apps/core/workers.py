@@ -136,6 +136,10 @@ class KafkaWorker(abc.ABC):
         """Release what the worker holds (producers, clients). :meth:`run` calls it when
         its loop ends; whoever calls :meth:`batch_process` directly calls it after."""
 
+    def partitions_lost(self, partitions: set[TopicPartition]) -> None:  # noqa: B027 - optional hook
+        """Called after a poll in which a rebalance gave ``partitions``, which this worker
+        read until then, to another member."""
+
     def topics_to_ensure(self) -> list[str]:
         """The topics created at start if missing: the ones read, by default."""
         return self.topics
@@ -151,9 +155,19 @@ class KafkaWorker(abc.ABC):
         stats = _Stats()
         lag_due = Interval(LAG_INTERVAL_S, due_now=True)
         epoch: str | None = None
+        owned: set[TopicPartition] = set()
         try:
             while loop.running():
                 polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+                # Rebalances happen inside poll; the assignment is known locally (no request).
+                # Not a rebalance listener: with one attached, kafka-python 3.0 left a worker
+                # on its old assignment after the broker restarted empty. An empty one is a
+                # rebalance still under way, not yet what it gives this worker.
+                assigned = consumer.assignment()
+                if assigned:
+                    if owned - assigned:
+                        self.partitions_lost(owned - assigned)
+                    owned = set(assigned)
                 if polled:
                     records = [r for rs in polled.values() for r in rs]
                     started = time.monotonic()

@@ -51,6 +51,15 @@ def stats_cache_set(*, body: dict) -> bool:
     return bool(written)
 
 
+def stats_gauges_forget(event_ids: set[int]) -> None:
+    """Stop reporting ``event_ids``' figures from this process: another stats worker owns
+    them now, and a scrape summing the workers' gauges must count each event once."""
+    for event_id in event_ids:
+        event = str(event_id)
+        metrics.EVENT_SEATS.remove_by_labels({"event": event})
+        metrics.EVENT_REVENUE.remove_by_labels({"event": event})
+
+
 def stats_cache_clear() -> int:
     """Drop every event's copy (before a rebuild); returns how many."""
     client = redis_client_get()

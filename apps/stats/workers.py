@@ -7,11 +7,14 @@ Thin: apply the batch, and publish the coalesced stats.updated between polls.
 from typing import Any
 
 from django.db import transaction
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from apps.core.envelopes import Envelope
 from apps.core.projections import ProjectionWorker, Repair
-from apps.core.workers import worker_register
+from apps.core.workers import BatchResult, worker_register
 from apps.reservations.outbox import outbox_envelopes
+from apps.stats.cache import stats_gauges_forget
 from apps.stats.services import StatsPublisher, stats_apply, stats_repair
 
 
@@ -27,13 +30,32 @@ class StatsWorker(ProjectionWorker):
     def __init__(self, *, group_id: str | None = None, **kafka_config: Any) -> None:
         super().__init__(group_id=group_id, **kafka_config)
         self.publisher = StatsPublisher()
+        self.reported: set[int] = set()  # events whose figures this process's gauges carry
+        self.partitions: dict[int, TopicPartition] = {}  # where each event's envelopes come from
+
+    def batch_process(self, records: list[ConsumerRecord]) -> BatchResult:
+        for record in records:
+            if record.key and record.key.isdigit():  # the event id (apps/core/kafka.py)
+                self.partitions[int(record.key)] = TopicPartition(record.topic, record.partition)
+        return super().batch_process(records)
 
     def batch_apply(self, envelopes: list[Envelope]) -> None:
         changed = stats_apply(envelopes=envelopes)
         if changed:
             # Marked only once the batch's transaction commits; a rolled-back attempt marks
             # nothing (its savepoint drops this callback).
-            transaction.on_commit(lambda: self.publisher.mark(changed))
+            transaction.on_commit(lambda: self._committed(changed))
+
+    def _committed(self, changed: set[int]) -> None:
+        self.reported |= changed
+        self.publisher.mark(changed)
+
+    def partitions_lost(self, partitions: set[TopicPartition]) -> None:
+        # The events of those partitions are another member's now, gauges included: with two
+        # stats workers, a dashboard adding them up would count an event twice.
+        gone = {e for e in self.reported if self.partitions.get(e) in partitions}
+        stats_gauges_forget(gone)
+        self.reported -= gone
 
     def envelopes_missing(
         self, event_id: int, *, after_seq: int, before_seq: int
@@ -44,7 +66,7 @@ class StatsWorker(ProjectionWorker):
         repair = stats_repair(event_id=event_id)
         if repair.changes:
             # As after a batch: stats.updated once the repair's transaction commits.
-            transaction.on_commit(lambda: self.publisher.mark({event_id}))
+            transaction.on_commit(lambda: self._committed({event_id}))
         return repair
 
     def after_poll(self) -> None:

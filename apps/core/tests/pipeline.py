@@ -9,8 +9,9 @@ from collections.abc import Callable
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.partitioner.default import murmur2
 
-from apps.core.kafka import kafka_producer_create
+from apps.core.kafka import TOPIC_PARTITIONS, KeySerializer, kafka_producer_create
 from apps.reservations.lease import Leases
 from apps.reservations.relay import RelayPublishError, Sent, outbox_publish, outbox_relay_run
 
@@ -153,3 +154,31 @@ class RelayThread:
         self.stop.set()
         self.thread.join(timeout=15)
         assert not self.thread.is_alive(), "the relay did not stop"
+
+
+def event_partition(event_id: int, partitions: int) -> int:
+    """The partition of a topic of ``partitions`` that the producer's default partitioner
+    (kafka-python's DefaultPartitioner, as the Java client's) gives an event's messages."""
+    key = KeySerializer().serialize("", [], event_id)
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def events_on_every_partition(venue, **fields):  # type: ignore[no-untyped-def]
+    """Events on sale at ``venue``, one on each partition of the seat topic (by their key,
+    as the relay publishes them), in partition order; ``fields`` for EventFactory."""
+    from apps.reservations import services
+    from apps.reservations.models import Event
+    from apps.reservations.tests.factories import EventFactory
+
+    chosen: dict[int, Event] = {}
+    for _ in range(500):  # ~15 on average find every partition
+        event = EventFactory(venue=venue, sale_status=Event.SaleStatus.DRAFT, **fields)
+        partition = event_partition(event.pk, TOPIC_PARTITIONS)
+        if chosen.setdefault(partition, event) is not event:
+            event.delete()  # a draft on a partition already taken: not needed
+        if len(chosen) == TOPIC_PARTITIONS:
+            break
+    assert len(chosen) == TOPIC_PARTITIONS
+    for event in chosen.values():
+        services.event_open_sale(event=event)
+    return [chosen[p] for p in sorted(chosen)]

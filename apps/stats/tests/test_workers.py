@@ -3,6 +3,7 @@ the Redis copy and coalesced stats.updated; then rebuild_projections and reconci
 Real Redis, broker and Postgres."""
 
 import json
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -10,16 +11,32 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from apps.core.kafka import envelope_encode, kafka_producer_create, topics_ensure
+from apps.core import metrics
+from apps.core.kafka import (
+    TOPIC_PARTITIONS,
+    envelope_encode,
+    kafka_producer_create,
+    topics_ensure,
+)
 from apps.core.models import ProjectionCursor
 from apps.core.projections import dead_letter_topic
 from apps.core.redis import redis_client_get
-from apps.core.tests.pipeline import Running, relay, topic_records, wait_until
+from apps.core.tests.pipeline import (
+    WAIT_S,
+    Running,
+    event_partition,
+    events_on_every_partition,
+    relay,
+    topic_records,
+    wait_until,
+)
 from apps.persistence.models import ReservedSeat
 from apps.persistence.tests.helpers import outbox_envelopes, reserve
 from apps.persistence.workers import PersistenceWorker
 from apps.reservations import services
 from apps.reservations.redis.keys import event_keys
+from apps.reservations.selectors import event_seat_places
+from apps.reservations.tests.factories import SeatFactory
 from apps.stats.cache import stats_cache_get
 from apps.stats.models import EventStats
 from apps.stats.selectors import stats_body_from_db
@@ -182,3 +199,62 @@ def test_reconcile_passes_when_consistent_and_lists_each_difference(sale, capsys
     assert "stats: revenue is 130.00, reservation rows say 50.00" in out
     # The seat freed behind the scripts' back is still taken in best available's index.
     assert "row index: row " in out and "states say" in out
+
+
+def gauged(events: list) -> set[int]:
+    """Which of ``events`` this process's seats_event_seats gauges report."""
+    ours = {str(e.pk) for e in events}
+    return {
+        int(sample.labels["event"])
+        for metric in metrics.EVENT_SEATS.collect()
+        for sample in metric.samples
+        if sample.labels["event"] in ours
+    }
+
+
+def test_a_rebalance_leaves_each_events_figures_with_the_worker_that_owns_it():
+    # One seat per event, an event on each partition, a hold on each: worker A alone
+    # applies them all and reports every event; B joins the group and takes half the
+    # partitions; A stops reporting their events (B reports them at their next change), so
+    # a dashboard adding up the two workers' gauges counts every event once.
+    seat = SeatFactory(key="A-1-1")
+    event_seat_places.cache_clear()
+    events = events_on_every_partition(seat.venue)
+    for event in events:
+        services.hold_create(event_id=event.pk, holder="user:1", seats=["A-1-1"])
+    relay()
+    group = f"test-{uuid.uuid4().hex[:10]}"
+    a, b = StatsWorker(group_id=group), StatsWorker(group_id=group)
+    consumers = {}
+    create = a._kafka_consumer_create
+    a._kafka_consumer_create = lambda: consumers.setdefault("a", create())  # type: ignore[method-assign]
+    stops = [threading.Event(), threading.Event()]
+    threads = [
+        threading.Thread(target=w.run, args=(stop,), daemon=True)
+        for w, stop in zip((a, b), stops, strict=True)
+    ]
+    try:
+        threads[0].start()
+        for event in events:
+            wait_until(caught_up("stats", event.pk, 1), f"event {event.pk} applied")
+        wait_until(lambda: gauged(events) == {e.pk for e in events}, "every event reported")
+
+        threads[1].start()
+        wait_until(
+            lambda: 0 < len(consumers["a"].assignment()) < TOPIC_PARTITIONS,
+            "B to take partitions from A",
+        )
+        kept = {tp.partition for tp in consumers["a"].assignment()}
+        wait_until(
+            lambda: (
+                gauged(events)
+                == {e.pk for e in events if event_partition(e.pk, TOPIC_PARTITIONS) in kept}
+            ),
+            "A to report only its own events",
+        )
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(WAIT_S)
+    assert len(kept) == TOPIC_PARTITIONS // 2
