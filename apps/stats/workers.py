@@ -30,7 +30,6 @@ class StatsWorker(ProjectionWorker):
     def __init__(self, *, group_id: str | None = None, **kafka_config: Any) -> None:
         super().__init__(group_id=group_id, **kafka_config)
         self.publisher = StatsPublisher()
-        self.reported: set[int] = set()  # events whose figures this process's gauges carry
         self.partitions: dict[int, TopicPartition] = {}  # where each event's envelopes come from
 
     def batch_process(self, records: list[ConsumerRecord]) -> BatchResult:
@@ -44,18 +43,15 @@ class StatsWorker(ProjectionWorker):
         if changed:
             # Marked only once the batch's transaction commits; a rolled-back attempt marks
             # nothing (its savepoint drops this callback).
-            transaction.on_commit(lambda: self._committed(changed))
-
-    def _committed(self, changed: set[int]) -> None:
-        self.reported |= changed
-        self.publisher.mark(changed)
+            transaction.on_commit(lambda: self.publisher.mark(changed))
 
     def partitions_lost(self, partitions: set[TopicPartition]) -> None:
         # The events of those partitions are another member's now, gauges included: with two
         # stats workers, a dashboard adding them up would count an event twice.
-        gone = {e for e in self.reported if self.partitions.get(e) in partitions}
-        stats_gauges_forget(gone)
-        self.reported -= gone
+        gone = {e for e, tp in self.partitions.items() if tp in partitions}
+        stats_gauges_forget(gone)  # events never reported: nothing to drop
+        for event_id in gone:
+            del self.partitions[event_id]
 
     def envelopes_missing(
         self, event_id: int, *, after_seq: int, before_seq: int
@@ -66,7 +62,7 @@ class StatsWorker(ProjectionWorker):
         repair = stats_repair(event_id=event_id)
         if repair.changes:
             # As after a batch: stats.updated once the repair's transaction commits.
-            transaction.on_commit(lambda: self._committed({event_id}))
+            transaction.on_commit(lambda: self.publisher.mark({event_id}))
         return repair
 
     def after_poll(self) -> None:
